@@ -1,0 +1,22 @@
+"""frameflex: make any PyTorch video model frame-flexible (Frame Flexible Network, CVPR 2023).
+
+>>> import frameflex as ff
+>>> model = ff.convert(model, frame_sets=[4, 8, 16], adapters="auto", time_dim=2)
+>>> loss = ff.FFNLoss()(ff.forward_multi(model, {4: x4, 8: x8, 16: x16}), labels)
+>>> plain = ff.specialize(model, 8)
+"""
+from .export import calibrate, specialize
+from .layers import ChannelScale, FrameNorm, FrameScale, InputScale, nearest_frames
+from .loss import FFNLoss
+from .surgery import (
+    convert, forward_multi, frame_sets, frames, is_converted, load_state_dict, norm_types,
+    register_norm, set_frames,
+)
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "convert", "register_norm", "norm_types", "is_converted", "frame_sets", "set_frames", "frames",
+    "forward_multi", "load_state_dict", "FFNLoss", "specialize", "calibrate",
+    "FrameNorm", "FrameScale", "InputScale", "ChannelScale", "nearest_frames",
+]

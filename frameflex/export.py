@@ -1,0 +1,156 @@
+"""After training: specialize() to a plain model, calibrate() a new frame count."""
+from __future__ import annotations
+
+import copy
+from typing import Iterable, Mapping
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from torch.nn.utils import parametrize
+
+from .layers import ChannelScale, FrameNorm, FrameScale, InputScale, nearest_frames
+from .surgery import _PickFramesFromInput, _check_frames, _require_states, frame_sets
+from .surgery import frames as use_frames
+
+__all__ = ["specialize", "calibrate"]
+
+
+def specialize(model: nn.Module, frames: int) -> nn.Module:
+    """A plain copy of ``model`` for one frame count, for deployment.
+
+    Every FrameNorm becomes its branch for ``frames`` (the nearest trained count, as
+    :func:`set_frames` picks) and every conv/linear adapter is folded into the
+    layer's weight, exactly. Adapters on other modules stay as a fixed
+    :class:`ChannelScale`. ``model`` itself is not changed.
+
+    >>> plain = ff.specialize(model, 8)
+    >>> torch.export.export(plain, (x8,))
+    """
+    _check_frames(frames)
+    key = str(nearest_frames(frames, frame_sets(model)))
+    model = copy.deepcopy(model)
+    modules = list(model.modules())
+    new: dict[int, nn.Module] = {}
+    with use_frames(model, int(key)):
+        for m in modules:
+            if isinstance(m, FrameNorm):
+                new[id(m)] = m.branches[key]
+            elif isinstance(m, InputScale) and isinstance(m.scale, FrameScale):
+                m.scale = ChannelScale(1 + m.scale.scales[key].detach(), m.scale.dim)
+            elif parametrize.is_parametrized(m):
+                for name, plist in list(m.parametrizations.items()):
+                    if any(isinstance(p, FrameScale) for p in plist):
+                        parametrize.remove_parametrizations(m, name, leave_parametrized=True)
+    for m in modules:
+        for hook_id, hook in list(m._forward_pre_hooks.items()):
+            if isinstance(hook, _PickFramesFromInput):
+                del m._forward_pre_hooks[hook_id]
+                m._forward_pre_hooks_with_kwargs.pop(hook_id, None)
+    for parent in modules:
+        for name, child in parent._modules.items():
+            if child is not None and id(child) in new:
+                parent._modules[name] = new[id(child)]
+    return new.get(id(model), model)
+
+
+def _add_frames(model: nn.Module, frames: int) -> None:
+    """A new branch per frame-indexed layer, copied from the nearest existing one."""
+    states = _require_states(model)
+    src = str(nearest_frames(frames, states[0].frame_sets))
+    for m in {id(m): m for m in model.modules() if isinstance(m, (FrameNorm, FrameScale))}.values():
+        if isinstance(m, FrameNorm):
+            m.branches[str(frames)] = copy.deepcopy(m.branches[src])
+        else:  # FrameScale
+            m.scales[str(frames)] = nn.Parameter(m.scales[src].detach().clone(),
+                                                 requires_grad=m.scales[src].requires_grad)
+    for s in states:
+        s.frame_sets = tuple(sorted({*s.frame_sets, frames}))
+
+
+def _remove_frames(model: nn.Module, frames: int) -> None:
+    for m in {id(m): m for m in model.modules() if isinstance(m, (FrameNorm, FrameScale))}.values():
+        del (m.branches if isinstance(m, FrameNorm) else m.scales)[str(frames)]
+    for s in _require_states(model):
+        s.frame_sets = tuple(t for t in s.frame_sets if t != frames)
+
+
+def calibrate(
+    model: nn.Module,
+    loader: Iterable,
+    frames: int,
+    num_batches: int | None = None,
+    progress: bool = True,
+) -> nn.Module:
+    """Add a branch for an untrained frame count and estimate its BatchNorm statistics.
+
+    The branch is copied from the nearest trained count; then only its BatchNorm
+    running statistics are reset and recomputed as a cumulative average over the
+    loader (US-Nets' post-statistics). Other branches are untouched, bit for bit;
+    train/eval modes are restored. ``loader`` yields clips of ``frames`` frames,
+    ``(clips, labels)`` batches, or ``{T: clip}`` dicts. Calibrating an existing
+    count recomputes its statistics.
+
+    >>> ff.calibrate(model, val_loader, frames=12, num_batches=20)
+    >>> ff.frame_sets(model)
+    (4, 8, 12, 16)
+    """
+    _check_frames(frames)
+    if num_batches is not None and (isinstance(num_batches, bool) or not isinstance(num_batches, int)
+                                    or num_batches <= 0):
+        raise ValueError(f"num_batches must be a positive int or None, got {num_batches!r}")
+    states = _require_states(model)
+    added = frames not in states[0].frame_sets
+    if added:
+        _add_frames(model, frames)
+    key = str(frames)
+    bns = [m.branches[key] for m in {id(m): m for m in model.modules() if isinstance(m, FrameNorm)}.values()]
+    bns = [m for bn in bns for m in bn.modules()
+           if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    time_dim = states[0].time_dim
+    param = next(model.parameters(), None)
+    modes = [(m, m.training) for m in model.modules()]
+    momenta = [(bn, bn.momentum) for bn in bns]
+    saved = [copy.deepcopy(bn.state_dict()) for bn in bns]
+    seen = 0
+    try:
+        model.eval()
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative moving average
+            bn.train()
+        total = num_batches if num_batches is not None else (len(loader) if hasattr(loader, "__len__") else None)
+        with torch.no_grad(), use_frames(model, frames):
+            for batch in tqdm(loader, total=total, desc=f"calibrate {frames} frames", disable=not progress):
+                if num_batches is not None and seen >= num_batches:
+                    break
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                if isinstance(x, Mapping):
+                    if frames not in x:
+                        raise KeyError(f"calibrate(frames={frames}): the loader's clip dict has only {sorted(x)}")
+                    x = x[frames]
+                if isinstance(x, torch.Tensor):
+                    if time_dim is not None and x.shape[time_dim] != frames:
+                        raise ValueError(f"calibrate(frames={frames}) got a clip of shape {tuple(x.shape)} with "
+                                         f"{x.shape[time_dim]} frames along time_dim={time_dim}")
+                    if param is not None:
+                        x = x.to(param.device)
+                model(x)
+                seen += 1
+        if seen == 0:
+            raise ValueError("calibrate: the loader yielded no batches")
+    except BaseException:
+        # Leave the model as it was: no half-calibrated branch.
+        if added:
+            _remove_frames(model, frames)
+        else:
+            for bn, sd in zip(bns, saved):
+                bn.load_state_dict(sd)
+        raise
+    finally:
+        for bn, momentum in momenta:
+            bn.momentum = momentum
+        for m, mode in modes:
+            m.training = mode
+    return model

@@ -1,0 +1,421 @@
+"""convert(): walk any nn.Module, swap its norms for FrameNorm, wrap adapter targets.
+
+Frame selection (set_frames / frames / time_dim) and loading plain checkpoints
+into every branch live here too: they all need the same walk over the model.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import re
+from collections import namedtuple
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from torch.nn.utils import parametrize
+
+from .layers import FrameNorm, FrameScale, FrameState, InputScale, _reference_tensor, adapter_spec
+
+__all__ = [
+    "convert", "register_norm", "norm_types", "frame_sets", "set_frames", "frames",
+    "forward_multi", "load_state_dict", "is_converted", "AUTO_BLOCK_PATTERN",
+]
+
+_NORM_TYPES: list[type] = []
+
+
+def register_norm(cls: type) -> type:
+    """Make :func:`convert` treat ``cls`` (and its subclasses) as a norm to privatise.
+
+    Usable as a decorator::
+
+        @ff.register_norm
+        class MyNorm(nn.Module): ...
+    """
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise TypeError(f"register_norm expects an nn.Module subclass, got {cls!r}")
+    if cls not in _NORM_TYPES:
+        _NORM_TYPES.append(cls)
+    return cls
+
+
+def norm_types() -> tuple[type, ...]:
+    """The norm classes :func:`convert` swaps by default (subclasses included)."""
+    return tuple(_NORM_TYPES)
+
+
+def _register_defaults() -> None:
+    # _BatchNorm covers BatchNorm1d/2d/3d, SyncBatchNorm, timm's BatchNormAct2d;
+    # InstanceNorm and FrozenBatchNorm are not subclasses of these, so they stay shared.
+    for cls in (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
+                getattr(nn, "RMSNorm", None)):
+        if cls is not None:
+            register_norm(cls)
+    try:
+        import timm.layers as tl
+    except ImportError:  # pragma: no cover - timm is a dependency
+        return
+    # timm norms that do not derive from torch's (its LayerNorm/GroupNorm variants do).
+    for name in ("RmsNorm", "RmsNorm2d", "RmsNormFp32", "RmsNorm2dFp32", "SimpleNorm",
+                 "SimpleNorm2d", "SimpleNormFp32", "SimpleNorm2dFp32", "FilterResponseNormAct2d",
+                 "FilterResponseNormTlu2d", "EvoNorm2dB0", "EvoNorm2dB1", "EvoNorm2dB2",
+                 "EvoNorm2dS0", "EvoNorm2dS0a", "EvoNorm2dS1", "EvoNorm2dS1a", "EvoNorm2dS2",
+                 "EvoNorm2dS2a"):
+        cls = getattr(tl, name, None)
+        if cls is not None:
+            register_norm(cls)
+
+
+_register_defaults()
+
+# "auto" adapters: the first conv/linear inside every block whose class name says it
+# is a residual unit (torchvision/timm ResNets, ConvNeXt, ViT, Swin, EfficientNet ...).
+AUTO_BLOCK_PATTERN = re.compile(r".*(Block|Bottleneck|Residual)$")
+_LAYER_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
+
+
+def _check_frame_sets(frame_sets) -> tuple[int, ...]:
+    if frame_sets is None or isinstance(frame_sets, (str, bytes)) or not isinstance(frame_sets, Iterable):
+        raise TypeError(f"frame_sets must be a list of positive ints such as [4, 8, 16], got {frame_sets!r}")
+    values = list(frame_sets)
+    if not values:
+        raise ValueError("frame_sets is empty: give at least one frame count, e.g. [4, 8, 16]")
+    for t in values:
+        _check_frames(t, "frame_sets entry")
+    dup = sorted({t for t in values if values.count(t) > 1})
+    if dup:
+        raise ValueError(f"frame_sets has duplicate frame counts {dup}: {values}")
+    return tuple(sorted(values))
+
+
+def _check_frames(t, what: str = "frame count") -> int:
+    if isinstance(t, bool) or not isinstance(t, int):
+        raise TypeError(f"{what} must be a positive int, got {t!r} ({type(t).__name__})")
+    if t <= 0:
+        raise ValueError(f"{what} must be a positive int, got {t}")
+    return t
+
+
+def _states(model: nn.Module) -> list[FrameState]:
+    seen: dict[int, FrameState] = {}
+    for m in model.modules():
+        if isinstance(m, (FrameNorm, FrameScale)):
+            seen.setdefault(id(m._state), m._state)
+    return list(seen.values())
+
+
+def is_converted(model: nn.Module) -> bool:
+    """True if ``model`` holds frame-indexed layers."""
+    return bool(_states(model))
+
+
+def _require_states(model: nn.Module) -> list[FrameState]:
+    states = _states(model)
+    if not states:
+        raise ValueError(f"{type(model).__name__} is not frame-flexible: call ff.convert(model, frame_sets=[...]) first")
+    return states
+
+
+class _PickFramesFromInput:
+    """Forward pre-hook: choose the branch from the input's size along ``time_dim``."""
+
+    def __init__(self, state: FrameState):
+        self.state = state
+
+    def __call__(self, module: nn.Module, args: tuple, kwargs: dict):
+        x = args[0] if args else next(iter(kwargs.values()), None)
+        dim = self.state.time_dim
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"time_dim={dim} needs a tensor as the first input, got {type(x).__name__}")
+        if not -x.dim() <= dim < x.dim():
+            raise ValueError(
+                f"time_dim={dim} is out of range for an input of shape {tuple(x.shape)} "
+                f"({x.dim()} dims); expected e.g. (B, C, T, H, W) with time_dim=2")
+        self.state.select(x.shape[dim])
+        return None
+
+
+def convert(
+    model: nn.Module,
+    frame_sets: Sequence[int],
+    adapters: None | str | Sequence[str] = None,
+    time_dim: int | None = None,
+    inplace: bool = True,
+) -> nn.Module:
+    """Make ``model`` frame-flexible: a private copy of every norm per frame count.
+
+    Norms are the registered types (:func:`norm_types`, :func:`register_norm`):
+    BatchNorm1d/2d/3d, SyncBatchNorm, LayerNorm, GroupNorm, RMSNorm and timm's
+    variants. InstanceNorm and frozen BatchNorm stay shared. Each norm becomes one
+    :class:`FrameNorm` (placed at every parent if the norm is shared); the original
+    module object becomes the largest frame count's branch, so its parameters,
+    device, dtype and mode survive.
+
+    Args:
+        frame_sets: the trained frame counts, e.g. ``[4, 8, 16]``.
+        adapters: ``None``; a list of module names or ``re.fullmatch`` patterns whose
+            INPUT gets a zero-initialised per-frame-count scale ``x * (1 + w_T)``;
+            or ``"auto"``: the first conv/linear layer inside every module whose class
+            name ends in Block, Bottleneck or Residual.
+        time_dim: if given, every call picks its branch from ``x.shape[time_dim]``
+            (e.g. 2 for (B, C, T, H, W)); otherwise use :func:`set_frames`.
+        inplace: convert ``model`` itself (default) or a deep copy.
+
+    Returns the converted model (a new object only when the root itself is replaced,
+    e.g. a bare norm or an adapter target named ``""``).
+
+    Example::
+
+        model = ff.convert(torchvision.models.video.r3d_18(), [4, 8, 16], time_dim=2)
+        model(torch.randn(2, 3, 8, 112, 112))      # runs the 8-frame branch
+    """
+    sets = _check_frame_sets(frame_sets)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"convert expects an nn.Module, got {type(model).__name__}")
+    if time_dim is not None and (isinstance(time_dim, bool) or not isinstance(time_dim, int)):
+        raise TypeError(f"time_dim must be an int or None, got {time_dim!r}")
+    existing = _states(model)
+    if existing:
+        if adapters is None and all(s.frame_sets == sets for s in existing):
+            return model  # idempotent: converting twice with the same frame_sets is a no-op
+        raise ValueError(
+            f"model is already frame-flexible with frame_sets={existing[0].frame_sets}; convert it once "
+            f"(asked for frame_sets={sets}, adapters={adapters!r}). Use ff.calibrate to add a frame count.")
+    if not inplace:
+        model = copy.deepcopy(model)
+
+    state = FrameState(sets, time_dim)
+    named = list(model.named_modules(remove_duplicate=False))
+    norm_cls = norm_types()
+    norm_names = [n for n, m in named if isinstance(m, norm_cls)]
+    prefixes = tuple(f"{n}." for n in norm_names if n)
+
+    def outside_norms(name: str) -> bool:  # modules inside a norm (its act, drop) go with it
+        return not name.startswith(prefixes) and not ("" in norm_names and name)
+
+    targets = _adapter_targets(model, named, adapters, outside_norms)
+
+    # Build every replacement first, then place them: nothing is left half-converted.
+    new: dict[int, nn.Module] = {}
+    for name, m in named:
+        if id(m) not in new and isinstance(m, norm_cls) and outside_norms(name):
+            new[id(m)] = FrameNorm(m, state)
+    reweight = []
+    for _, m in targets:
+        kind, channels, dim, groups = adapter_spec(m)
+        scale = FrameScale(channels, state, dim, groups, like=_reference_tensor(m))
+        if kind == "weight":
+            reweight.append((m, scale))
+        else:
+            new[id(m)] = InputScale(new.get(id(m), m), scale)
+
+    for m, scale in reweight:  # unsafe: the check would run it before a frame count is chosen
+        parametrize.register_parametrization(m, "weight", scale, unsafe=True)
+    # Walk parents without dedup so a shared module is replaced under every parent.
+    for parent in [m for _, m in named]:
+        for key, child in parent._modules.items():
+            if child is not None and id(child) in new and new[id(child)] is not parent:
+                parent._modules[key] = new[id(child)]
+    root = new.get(id(model), model)
+    if time_dim is not None:
+        root.register_forward_pre_hook(_PickFramesFromInput(state), with_kwargs=True)
+    return root
+
+
+def _adapter_targets(model, named, adapters, allowed) -> list[tuple[str, nn.Module]]:
+    if adapters is None:
+        return []
+    candidates = [(n, m) for n, m in named if allowed(n)]
+    if isinstance(adapters, str) and adapters == "auto":
+        found: dict[int, tuple[str, nn.Module]] = {}
+        for name, m in candidates:
+            if AUTO_BLOCK_PATTERN.fullmatch(type(m).__name__):
+                first = next(((f"{name}.{n}" if name else n, c) for n, c in m.named_modules()
+                              if isinstance(c, _LAYER_TYPES)), None)
+                if first is not None:
+                    found.setdefault(id(first[1]), first)
+        if not found:
+            raise ValueError(
+                f'adapters="auto" found no residual block in {type(model).__name__} (no module class named '
+                "*Block, *Bottleneck or *Residual holding a conv/linear layer); pass module names or regexes")
+        return list(found.values())
+    if isinstance(adapters, str):
+        adapters = [adapters]
+    if not isinstance(adapters, Sequence) or not all(isinstance(p, str) for p in adapters):
+        raise TypeError(f'adapters must be None, "auto" or a list of module names / regexes, got {adapters!r}')
+    found = {}
+    for pattern in adapters:
+        try:
+            rx = re.compile(pattern)
+        except re.error as e:
+            raise ValueError(f"adapter pattern {pattern!r} is not a valid regex: {e}") from None
+        hits = [(n, m) for n, m in candidates
+                if n == pattern or n.endswith("." + pattern) or rx.fullmatch(n)]
+        if not hits:
+            raise ValueError(f"adapter pattern {pattern!r} matched no module of {type(model).__name__}")
+        for n, m in hits:
+            found.setdefault(id(m), (n, m))
+    for n, m in found.values():
+        try:
+            adapter_spec(m)
+        except ValueError as e:
+            raise ValueError(f"adapter target {n!r}: {e}") from None
+    return list(found.values())
+
+
+# frame selection ---------------------------------------------------------------
+
+def frame_sets(model: nn.Module) -> tuple[int, ...]:
+    """The frame counts ``model`` has branches for, e.g. ``(4, 8, 16)``."""
+    sets = {s.frame_sets for s in _require_states(model)}
+    if len(sets) > 1:
+        raise ValueError(f"model mixes parts converted with different frame_sets: {sorted(sets)}")
+    return sets.pop()
+
+
+def set_frames(model: nn.Module, frames: int) -> int:
+    """Run ``model`` at ``frames``; returns the branch used (nearest trained, ties to the larger).
+
+    >>> ff.set_frames(model, 12)   # with frame_sets (4, 8, 16)
+    16
+    """
+    _check_frames(frames)
+    return [s.select(frames) for s in _require_states(model)][0]
+
+
+@contextlib.contextmanager
+def frames(model: nn.Module, frames: int) -> Iterator[int]:
+    """Temporarily run ``model`` at ``frames``; yields the branch used.
+
+    >>> with ff.frames(model, 8):
+    ...     logits = model(x8)
+    """
+    _check_frames(frames)
+    states = _require_states(model)
+    previous = [s.key for s in states]
+    try:
+        yield [s.select(frames) for s in states][0]
+    finally:
+        for s, key in zip(states, previous):
+            s.key = key
+
+
+def forward_multi(model: nn.Module, clips: Mapping[int, torch.Tensor], **kwargs) -> dict[int, torch.Tensor]:
+    """Run each frame count's clip through its own branch: ``{T: model(clip_T)}``.
+
+    Clips are never concatenated, so no norm sees two frame counts at once; with
+    ``time_dim`` the clip's size along it must equal its key.
+
+    >>> outs = ff.forward_multi(model, {4: x4, 8: x8, 16: x16})
+    """
+    if not isinstance(clips, Mapping) or not clips:
+        raise ValueError("forward_multi expects a non-empty dict {frame_count: clip}")
+    states = _require_states(model)
+    time_dim = states[0].time_dim
+    outs = {}
+    for t in sorted(clips):
+        x = clips[t]
+        _check_frames(t, "clips key")
+        if (time_dim is not None and isinstance(x, torch.Tensor) and -x.dim() <= time_dim < x.dim()
+                and x.shape[time_dim] != t):
+            raise ValueError(f"clips[{t}] has {x.shape[time_dim]} frames along time_dim={time_dim} "
+                             f"(shape {tuple(x.shape)}), not {t}")
+        with frames(model, t):
+            outs[t] = model(x, **kwargs)
+    return outs
+
+
+# checkpoints ------------------------------------------------------------------
+
+LoadResult = namedtuple("LoadResult", ["missing_keys", "unexpected_keys"])
+
+
+def _plain_names(model: nn.Module) -> dict[str, str]:
+    """Converted module name -> the name it had before conversion.
+
+    Adapter scales have no plain counterpart and are left out; a parametrized
+    weight's ``parametrizations.weight`` maps to its owner's name.
+    """
+    out: dict[str, str] = {}
+    join = (lambda a, b: f"{a}.{b}" if a else b)
+
+    def walk(m: nn.Module, conv: str, plain: str) -> None:
+        out[conv] = plain
+        if isinstance(m, FrameNorm):
+            for t, branch in m.branches.items():
+                walk(branch, join(join(conv, "branches"), t), plain)
+            return
+        if isinstance(m, InputScale):
+            walk(m.base_layer, join(conv, "base_layer"), plain)
+            return
+        for key, child in m._modules.items():
+            if key == "parametrizations" and parametrize.is_parametrized(m):
+                for tensor_name in child:
+                    out[join(join(conv, key), tensor_name)] = (plain, tensor_name)
+            elif child is not None:
+                walk(child, join(conv, key), join(plain, key))
+
+    walk(model, "", "")
+    return out
+
+
+def _strip_prefix(sd: Mapping[str, torch.Tensor], keys: set[str]) -> Mapping[str, torch.Tensor]:
+    # Checkpoints saved from DDP / DataParallel / torch.compile carry a wrapper prefix.
+    for prefix in ("module.", "_orig_mod."):
+        if sd and all(k.startswith(prefix) for k in sd) and not any(k.startswith(prefix) for k in keys):
+            sd = {k[len(prefix):]: v for k, v in sd.items()}
+    return sd
+
+
+def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], strict: bool = True) -> LoadResult:
+    """Load a checkpoint of the UNconverted model into every frame-count branch.
+
+    Keys already in converted form load as they are. Adapter scales are not expected
+    in a plain checkpoint; BatchNorm's ``num_batches_tracked`` may be absent (old files).
+    With ``strict``, missing or unexpected keys raise, naming them.
+
+    >>> ff.load_state_dict(ffn_model, torchvision_r3d18.state_dict())
+    LoadResult(missing_keys=[], unexpected_keys=[])
+    """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
+    own = model.state_dict(keep_vars=True)
+    state_dict = _strip_prefix(state_dict, set(own))
+    names = _plain_names(model)
+    new, used, missing = {}, set(), []
+    targets: dict[str, list[str]] = {}
+    for key in own:
+        mod, _, leaf = key.rpartition(".")
+        plain = names.get(mod)
+        if isinstance(plain, tuple) and leaf == "original":  # parametrized weight
+            plain, leaf = plain
+        elif plain is None or isinstance(plain, tuple):  # adapter scales: loaded only if given
+            if key in state_dict:
+                new[key] = state_dict[key]
+                used.add(key)
+            continue
+        targets.setdefault(f"{plain}.{leaf}" if plain else leaf, []).append(key)
+
+    for plain, keys in targets.items():
+        for key in keys:
+            if key in state_dict:
+                new[key] = state_dict[key]
+                used.add(key)
+            elif plain in state_dict:
+                new[key] = state_dict[plain]
+                used.add(plain)
+            elif not plain.endswith("num_batches_tracked") and plain not in missing:
+                missing.append(plain)
+    unexpected = [k for k in state_dict if k not in used]
+    if strict and (missing or unexpected):
+        raise RuntimeError(
+            f"Error loading a plain checkpoint into {type(model).__name__}:"
+            + (f"\n  missing keys ({len(missing)}): {', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}"
+               if missing else "")
+            + (f"\n  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}"
+               f"{' ...' if len(unexpected) > 20 else ''}" if unexpected else ""))
+    model.load_state_dict(new, strict=False)
+    return LoadResult(missing, unexpected)
+
