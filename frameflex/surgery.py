@@ -9,7 +9,7 @@ import contextlib
 import copy
 import re
 from collections import namedtuple
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -20,7 +20,7 @@ from .layers import FrameNorm, FrameScale, FrameState, InputScale, _reference_te
 
 __all__ = [
     "convert", "register_norm", "norm_types", "frame_sets", "set_frames", "frames",
-    "forward_multi", "load_state_dict", "is_converted", "AUTO_BLOCK_PATTERN",
+    "forward_multi", "load_state_dict", "is_converted", "key_origins", "KeyOrigin", "AUTO_BLOCK_PATTERN",
 ]
 
 _NORM_TYPES: list[type] = []
@@ -332,32 +332,55 @@ def forward_multi(model: nn.Module, clips: Mapping[int, torch.Tensor], **kwargs)
 LoadResult = namedtuple("LoadResult", ["missing_keys", "unexpected_keys"])
 
 
-def _plain_names(model: nn.Module) -> dict[str, str]:
-    """Converted module name -> the name it had before conversion.
+class KeyOrigin(NamedTuple):
+    """Where a converted model's state-dict key comes from in the unconverted model."""
 
-    Adapter scales have no plain counterpart and are left out; a parametrized
-    weight's ``parametrizations.weight`` maps to its owner's name.
+    plain: str  # the plain key (for an adapter: the name of the module it scales)
+    frames: int | None  # the branch it belongs to, None if shared
+    adapter: bool  # an adapter scale (no counterpart in a plain checkpoint)
+
+
+def key_origins(model: nn.Module) -> dict[str, KeyOrigin]:
+    """Map every state-dict key of a converted model to its :class:`KeyOrigin`.
+
+    The one place that knows how conversion renames keys: ``bn.weight`` becomes
+    ``bn.branches.<T>.weight``, a conv's adapted ``weight`` becomes
+    ``parametrizations.weight.original``, a wrapped module's keys gain ``base_layer``.
     """
-    out: dict[str, str] = {}
+    out: dict[str, KeyOrigin] = {}
     join = (lambda a, b: f"{a}.{b}" if a else b)
 
-    def walk(m: nn.Module, conv: str, plain: str) -> None:
-        out[conv] = plain
+    def walk(m: nn.Module, conv: str, plain: str, frames: int | None) -> None:
         if isinstance(m, FrameNorm):
             for t, branch in m.branches.items():
-                walk(branch, join(join(conv, "branches"), t), plain)
+                walk(branch, join(conv, f"branches.{t}"), plain, int(t))
             return
         if isinstance(m, InputScale):
-            walk(m.base_layer, join(conv, "base_layer"), plain)
+            walk(m.base_layer, join(conv, "base_layer"), plain, frames)
+            if isinstance(m.scale, FrameScale):
+                for t in m.scale.scales:
+                    out[join(conv, f"scale.scales.{t}")] = KeyOrigin(plain, int(t), True)
+                return
+            walk(m.scale, join(conv, "scale"), join(plain, "scale"), frames)
             return
+        for name, t in [*m._parameters.items(), *m._buffers.items()]:
+            if t is not None and name not in m._non_persistent_buffers_set:
+                out[join(conv, name)] = KeyOrigin(join(plain, name), frames, False)
         for key, child in m._modules.items():
+            if child is None:
+                continue
             if key == "parametrizations" and parametrize.is_parametrized(m):
-                for tensor_name in child:
-                    out[join(join(conv, key), tensor_name)] = (plain, tensor_name)
-            elif child is not None:
-                walk(child, join(conv, key), join(plain, key))
+                for tensor_name, plist in child.items():
+                    base = join(conv, f"parametrizations.{tensor_name}")
+                    out[f"{base}.original"] = KeyOrigin(join(plain, tensor_name), frames, False)
+                    for i, p in enumerate(plist):
+                        if isinstance(p, FrameScale):
+                            for t in p.scales:
+                                out[f"{base}.{i}.scales.{t}"] = KeyOrigin(plain, int(t), True)
+                continue
+            walk(child, join(conv, key), join(plain, key), frames)
 
-    walk(model, "", "")
+    walk(model, "", "", None)
     return out
 
 
@@ -381,33 +404,20 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], st
     """
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
-    own = model.state_dict(keep_vars=True)
-    state_dict = _strip_prefix(state_dict, set(own))
-    names = _plain_names(model)
+    origins = key_origins(model)
+    state_dict = _strip_prefix(state_dict, set(origins))
     new, used, missing = {}, set(), []
-    targets: dict[str, list[str]] = {}
-    for key in own:
-        mod, _, leaf = key.rpartition(".")
-        plain = names.get(mod)
-        if isinstance(plain, tuple) and leaf == "original":  # parametrized weight
-            plain, leaf = plain
-        elif plain is None or isinstance(plain, tuple):  # adapter scales: loaded only if given
-            if key in state_dict:
-                new[key] = state_dict[key]
-                used.add(key)
+    for key, origin in origins.items():
+        if key in state_dict:
+            new[key] = state_dict[key]
+            used.add(key)
+        elif origin.adapter:  # a plain checkpoint has no adapters: they keep their init
             continue
-        targets.setdefault(f"{plain}.{leaf}" if plain else leaf, []).append(key)
-
-    for plain, keys in targets.items():
-        for key in keys:
-            if key in state_dict:
-                new[key] = state_dict[key]
-                used.add(key)
-            elif plain in state_dict:
-                new[key] = state_dict[plain]
-                used.add(plain)
-            elif not plain.endswith("num_batches_tracked") and plain not in missing:
-                missing.append(plain)
+        elif origin.plain in state_dict:
+            new[key] = state_dict[origin.plain]
+            used.add(origin.plain)
+        elif not origin.plain.endswith("num_batches_tracked") and origin.plain not in missing:
+            missing.append(origin.plain)
     unexpected = [k for k in state_dict if k not in used]
     if strict and (missing or unexpected):
         raise RuntimeError(

@@ -338,3 +338,22 @@ def test_converted_state_dict_holds_every_branch(shared_net):
     keys = ff.convert(shared_net, SETS).state_dict().keys()
     for t in SETS:
         assert f"stage1.1.branches.{t}.running_mean" in keys
+
+
+@pytest.mark.parametrize("name", ["tv_r3d_18", "tv_swin3d_t", "shared_bn3d"])
+def test_key_origins_cover_exactly_the_state_dict(name):
+    class Block(nn.Module):  # an adapter target wrapped by InputScale
+        in_channels = 3
+
+        def forward(self, x):
+            return x
+
+    net = build(name)
+    plain = set(net.state_dict())
+    head = "head" if name != "tv_r3d_18" else "fc"
+    converted = ff.convert(nn.ModuleDict({"pre": Block(), "net": net}), SETS, adapters=["pre", f"net.{head}"])
+    origins = ff.surgery.key_origins(converted)
+    assert set(origins) == set(converted.state_dict())
+    assert {o.plain[4:] for o in origins.values() if not o.adapter and o.plain.startswith("net.")} == plain
+    assert {(o.plain, o.frames) for o in origins.values() if o.adapter} == {
+        (m, t) for m in ("pre", f"net.{head}") for t in SETS}
