@@ -42,6 +42,7 @@ def specialize(model: nn.Module, frames: int) -> nn.Module:
             elif parametrize.is_parametrized(m):
                 for name, plist in list(m.parametrizations.items()):
                     if any(isinstance(p, FrameScale) for p in plist):
+                        _own_class(m)
                         parametrize.remove_parametrizations(m, name, leave_parametrized=True)
     for m in modules:
         for hook_id, hook in list(m._forward_pre_hooks.items()):
@@ -53,6 +54,14 @@ def specialize(model: nn.Module, frames: int) -> nn.Module:
             if child is not None and id(child) in new:
                 parent._modules[name] = new[id(child)]
     return new.get(id(model), model)
+
+
+def _own_class(module: nn.Module) -> None:
+    # A deep copy shares torch's per-module ``Parametrized*`` class with the original, and
+    # remove_parametrizations edits that class: give the copy its own first.
+    cls = type(module)
+    namespace = {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
+    module.__class__ = type(cls.__name__, cls.__bases__, namespace)
 
 
 def _add_frames(model: nn.Module, frames: int) -> None:
