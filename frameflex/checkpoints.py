@@ -77,7 +77,8 @@ def load_file(path: str | os.PathLike) -> dict:
     try:
         import numpy as np
         # numpy scalars (accuracies) are common in research checkpoints: plain data, safe to allow.
-        safe = [np.dtype, np.core.multiarray.scalar] + [type(np.dtype(t)) for t in ("float64", "float32", "int64")]
+        core = getattr(np, "_core", None) or np.core
+        safe = [np.dtype, core.multiarray.scalar] + [type(np.dtype(t)) for t in ("float64", "float32", "int64")]
     except (ImportError, AttributeError):  # pragma: no cover
         safe = []
     try:
