@@ -107,17 +107,14 @@ def _unwrap(obj) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _detect_arch(sd: Mapping[str, torch.Tensor]) -> str:
-    hits = []
-    for name in list_models():
-        rules = get_spec(name).checkpoint_rules
-        if rules is not None and rules.signature and any(re.search(rules.signature, k) for k in sd):
-            hits.append(name)
-    if len(hits) != 1:
-        keys = ", ".join(list(sd)[:5])
-        what = "matches several archs: " + ", ".join(hits) if hits else "is not a layout frameflex knows"
-        raise ValueError(f"the checkpoint {what}; pass arch=... (first keys: {keys})")
-    return hits[0]
+def _candidate_archs(sd: Mapping[str, torch.Tensor]) -> list[str]:
+    hits = [name for name in list_models()
+            if (rules := get_spec(name).checkpoint_rules) is not None and rules.signature
+            and any(re.search(rules.signature, k) for k in sd)]
+    if not hits:
+        raise ValueError("the checkpoint is not a layout frameflex knows; pass arch=... "
+                         f"(first keys: {', '.join(list(sd)[:5])})")
+    return hits
 
 
 def import_checkpoint(src: str | os.PathLike | Mapping, arch: str | None = None,
@@ -137,7 +134,18 @@ def import_checkpoint(src: str | os.PathLike | Mapping, arch: str | None = None,
     """
     raw = load_file(src) if isinstance(src, (str, os.PathLike)) else src
     sd = _unwrap(raw)
-    arch = arch or _detect_arch(sd)
+    if arch is not None:
+        return _map(sd, arch, strict)
+    candidates = _candidate_archs(sd)  # e.g. uniformer_s and uniformer_b share key names
+    for name in candidates[:-1]:
+        try:
+            return _map(sd, name, strict=True)
+        except ValueError:
+            continue
+    return _map(sd, candidates[-1], strict)
+
+
+def _map(sd: Mapping[str, torch.Tensor], arch: str, strict: bool) -> ImportedCheckpoint:
     spec = get_spec(arch)
     rules = spec.checkpoint_rules or CheckpointRules()
 
@@ -158,7 +166,8 @@ def import_checkpoint(src: str | os.PathLike | Mapping, arch: str | None = None,
     if head is None:
         raise ValueError(f"no classifier found in the checkpoint for {arch} (expected a key that maps to "
                          f"{rules.head!r}); first keys: {', '.join(list(sd)[:5])}")
-    model = create_model(arch, num_classes=head.shape[0], frame_sets=frame_sets)
+    with torch.device("meta"):  # shapes and names only: no memory, no init
+        model = create_model(arch, num_classes=head.shape[0], frame_sets=frame_sets)
     own = model.state_dict()
     where = {(o.plain, o.frames, o.adapter): k for k, o in key_origins(model).items()}
 
