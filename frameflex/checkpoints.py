@@ -42,12 +42,15 @@ class CheckpointRules:
         module the adapter scales in our model.
     head: our plain key of the classifier weight (its rows give num_classes).
     signature: a regex that some key of this arch's files matches (for ``arch=None``).
+    frame_scale: a file's frame suffix times this is our frame count (SlowFast-FFN names
+        branches by slow-pathway frames: ``a_bn_4`` belongs to the 16-frame fast clip).
     """
 
     renames: tuple[tuple[str, str], ...] = ()
     adapter: tuple[str, str] | None = None
     head: str = "fc.weight"
     signature: str | None = None
+    frame_scale: int = 1
 
 
 class ImportedCheckpoint(dict):
@@ -152,7 +155,7 @@ def _map(sd: Mapping[str, torch.Tensor], arch: str, strict: bool) -> ImportedChe
     entries = []  # (official key, plain key, frames, is_adapter)
     for key in sd:
         m = _FRAME_SUFFIX.search(key)
-        frames = int(m.group(1)) if m else None
+        frames = int(m.group(1)) * rules.frame_scale if m else None
         plain = key[:m.start()] + key[m.end():] if m else key
         if frames is not None and rules.adapter and re.fullmatch(rules.adapter[0], plain):
             entries.append((key, re.sub(rules.adapter[0], rules.adapter[1], plain), frames, True))
