@@ -88,21 +88,23 @@ def create_model(name: str, num_classes: int, frame_sets: Sequence[int] | str | 
 
     spec = get_spec(name)
     model = spec.builder(num_classes=num_classes, **kwargs)
-    if frame_sets is None:
-        return model
     if isinstance(frame_sets, str):
         if frame_sets != "default":
             raise ValueError(f'frame_sets must be a list of ints, "default" or None, got {frame_sets!r}')
         frame_sets = spec.frame_sets
-    return convert(model, frame_sets, adapters=spec.adapters if adapters == "preset" else adapters, time_dim=2)
+    if frame_sets is not None:
+        model = convert(model, frame_sets, adapters=spec.adapters if adapters == "preset" else adapters,
+                        time_dim=2)
+    # What save_pretrained needs to build this model again.
+    model.frameflex_config = {
+        "architecture": name, "num_classes": num_classes,
+        "frame_sets": sorted(frame_sets) if frame_sets is not None else None,
+        "adapters": list(adapters) if isinstance(adapters, (list, tuple)) else adapters,
+        "model_kwargs": kwargs,
+    }
+    return model
 
 
 def _load_families() -> None:
     # Importing a family file runs its @register_model decorators.
-    from . import tsm  # noqa: F401
-    for family in ("tea", "slowfast", "uniformer"):
-        try:
-            __import__(f"{__package__}.{family}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.{family}":
-                raise
+    from . import slowfast, tea, tsm, uniformer  # noqa: F401

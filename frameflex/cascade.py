@@ -1,0 +1,84 @@
+"""Adaptive inference: spend more frames only on the clips that need them.
+
+One FFN model is good at every frame count, so a clip can start at the lowest
+count and move up only while the prediction is unsure (max softmax probability
+below ``threshold``). Easy clips stop early; the average cost drops.
+"""
+from __future__ import annotations
+
+from typing import Mapping, NamedTuple, Sequence
+
+import torch
+from torch import nn
+
+from .data import segment_indices
+from .surgery import _check_frames, frame_sets as model_frame_sets
+from .surgery import frames as use_frames
+from .surgery import is_converted
+
+__all__ = ["cascade", "CascadeResult"]
+
+
+class CascadeResult(NamedTuple):
+    logits: torch.Tensor  # (B, classes): the logits of the frame count each clip stopped at
+    frames: torch.Tensor  # (B,): that frame count
+
+
+def _clips_from_video(video: torch.Tensor, frame_sets: Sequence[int], time_dim: int) -> dict[int, torch.Tensor]:
+    """Centre TSN segments of a (B, C, N, H, W) video for every frame count."""
+    n = video.shape[time_dim]
+    return {t: video.index_select(time_dim, segment_indices(n, t, train=False).to(video.device))
+            for t in frame_sets}
+
+
+@torch.no_grad()
+def cascade(model: nn.Module, clips: Mapping[int, torch.Tensor] | torch.Tensor, threshold: float,
+            frame_sets: Sequence[int] | None = None, time_dim: int = 2) -> CascadeResult:
+    """Classify each clip with the fewest frames that make the model confident.
+
+    ``clips`` is ``{T: (B, C, T, H, W)}`` or one video tensor (B, C, N, H, W) from
+    which centre segments are taken. Frame counts are tried in increasing order; a
+    clip stops at the first whose max softmax probability is >= ``threshold``, or at
+    the last. Only the clips still unsure are run at the next count.
+
+    >>> out = ff.cascade(model, video, threshold=0.8)
+    >>> out.frames.float().mean()   # average frames spent per clip
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    if frame_sets is None:
+        if isinstance(clips, Mapping):
+            frame_sets = sorted(clips)
+        elif is_converted(model):
+            frame_sets = model_frame_sets(model)
+        else:
+            raise ValueError("cascade: pass frame_sets=[...] (the model is not frame-flexible)")
+    frame_sets = sorted(_check_frames(t, "frame_sets entry") for t in frame_sets)
+    if not isinstance(clips, Mapping):
+        clips = _clips_from_video(clips, frame_sets, time_dim)
+    missing = [t for t in frame_sets if t not in clips]
+    if missing:
+        raise KeyError(f"cascade: no clip for frame counts {missing}; clips has {sorted(clips)}")
+
+    batch = clips[frame_sets[0]].shape[0]
+    device = clips[frame_sets[0]].device
+    todo = torch.arange(batch, device=device)
+    logits = frames = None
+    was_training = model.training
+    model.eval()
+    try:
+        for i, t in enumerate(frame_sets):
+            x = clips[t].index_select(0, todo)
+            with use_frames(model, t) if is_converted(model) else torch.no_grad():
+                out = model(x)
+            if logits is None:
+                logits = out.new_zeros(batch, out.shape[-1])
+                frames = torch.zeros(batch, dtype=torch.long, device=device)
+            logits[todo], frames[todo] = out, t
+            if i + 1 < len(frame_sets):
+                todo = todo[out.softmax(-1).amax(-1) < threshold]
+                if todo.numel() == 0:
+                    break
+    finally:
+        model.train(was_training)
+    return CascadeResult(logits, frames)

@@ -1,0 +1,80 @@
+"""The published FFN checkpoints and their base models, with the numbers the paper reports.
+
+The authors host the files on Google Drive (ids below), not on a model hub. ``hub_repo``
+is the name each is meant to be published under once someone runs
+``frameflex import`` + ``frameflex push`` on it: until then those repos do not exist.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["CheckpointEntry", "CATALOGUE", "catalogue_table"]
+
+_DATASETS = {"sthv1": ("something-something-v1", 174), "sthv2": ("something-something-v2", 174),
+             "k400": ("kinetics-400", 400)}
+
+
+@dataclass(frozen=True)
+class CheckpointEntry:
+    arch: str
+    dataset: str  # short name: sthv1, sthv2, k400
+    ffn: bool  # one FFN model for all frame counts, or a base model trained at the highest only
+    frame_sets: tuple[int, ...]  # L/M/H it was evaluated at
+    top1: tuple[float, float, float]  # reported top-1 (%) at L/M/H
+    drive_id: str
+
+    @property
+    def num_classes(self) -> int:
+        return _DATASETS[self.dataset][1]
+
+    @property
+    def dataset_name(self) -> str:
+        return _DATASETS[self.dataset][0]
+
+    @property
+    def hub_repo(self) -> str:
+        kind = "ffn" if self.ffn else f"{self.frame_sets[-1]}f"
+        return f"frameflex/{self.arch}-{kind}-{self.dataset}"
+
+    @property
+    def source(self) -> str:
+        return f"https://drive.google.com/file/d/{self.drive_id}"
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "num_classes": self.num_classes, "hub_repo": self.hub_repo, "source": self.source}
+
+
+# ffn-method.md: "Released checkpoints" and "Published results" (base = trained at H only).
+CATALOGUE: tuple[CheckpointEntry, ...] = (
+    CheckpointEntry("tsm_r50", "sthv1", True, (4, 8, 16), (42.85, 48.20, 50.79), "1_UhRmFoed58XPTqs8evqZspYEGLNWYdv"),
+    CheckpointEntry("tsm_r50", "sthv1", False, (4, 8, 16), (20.60, 37.36, 48.55), "1CVXl_qKiTB8iaqz4UyErxdNpG2XwZlPH"),
+    CheckpointEntry("tea_r50", "sthv1", True, (4, 8, 16), (44.97, 51.61, 54.04), "1svAKVJRIEL0bRsgVP9ZOx6n-Yd5tKaYt"),
+    CheckpointEntry("tea_r50", "sthv1", False, (4, 8, 16), (21.78, 41.49, 51.23), "1pfOgZXR5N5hRy14Ub7FyzBq-BIWFWnBO"),
+    CheckpointEntry("slowfast_r50", "sthv1", True, (16, 32, 64), (43.90, 47.11, 47.27),
+                    "17zZ_tyAPNx9mz_qu0whhhjlqalElVexS"),
+    CheckpointEntry("slowfast_r50", "sthv1", False, (16, 32, 64), (15.08, 35.08, 45.88),
+                    "1WW6nirUmVK7AL9EmlkDw8eOWG4wSJlds"),
+    CheckpointEntry("uniformer_s", "sthv1", True, (4, 8, 16), (51.41, 56.64, 58.88), "1ZlBBEgMA5CJsJCbVfht9ytqY-oD7jEEo"),
+    CheckpointEntry("uniformer_s", "sthv1", False, (4, 8, 16), (22.38, 47.98, 56.71), "1r68Z9iUUQDcrpZYdq7kYGd7jflStjD0t"),
+    CheckpointEntry("tsm_r50", "sthv2", True, (4, 8, 16), (56.07, 61.86, 63.61), "1lmKFR-5sO86A1ge7JkWzY0nXkE0it4wo"),
+    CheckpointEntry("tsm_r50", "sthv2", False, (4, 8, 16), (31.52, 51.55, 61.02), "1S8XQ66oUIp2PEGpD81j_Y-gq0cEV3VwF"),
+    CheckpointEntry("tsm_r50", "k400", True, (4, 8, 16), (68.96, 72.33, 74.35), "17SaTXHI_7bgw1-aT2mpE78rX44hHQ5EL"),
+    CheckpointEntry("tsm_r50", "k400", False, (4, 8, 16), (64.10, 69.77, 73.16), "1g9uyLpPyg0s3AOHsMNBM0G8MhhN1Nx41"),
+)
+
+
+def find_entry(arch: str, dataset: str | None = None, ffn: bool | None = None) -> CheckpointEntry | None:
+    """The catalogue entry matching an imported file, if exactly one does."""
+    hits = [e for e in CATALOGUE if e.arch == arch and dataset in (None, e.dataset) and ffn in (None, e.ffn)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def catalogue_table() -> str:
+    """The catalogue as a markdown table (``frameflex models`` and the README print it)."""
+    rows = ["| arch | dataset | classes | kind | frames L/M/H | reported top-1 L / M / H | Hub repo (once published) "
+            "| original file |", "|---|---|---|---|---|---|---|---|"]
+    for e in CATALOGUE:
+        kind = "FFN (one model)" if e.ffn else f"trained at {e.frame_sets[-1]} only"
+        rows.append(f"| {e.arch} | {e.dataset_name} | {e.num_classes} | {kind} | {'/'.join(map(str, e.frame_sets))} "
+                    f"| {' / '.join(f'{a:.2f}' for a in e.top1)} | `{e.hub_repo}` | [Drive]({e.source}) |")
+    return "\n".join(rows)
