@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from typing import Mapping
 
 import torch
 
-from .models._registry import create_model, get_spec, list_models
+from .models._registry import CheckpointRules, create_model, get_spec, list_models
 from .surgery import key_origins
 
 __all__ = ["CheckpointRules", "ImportedCheckpoint", "import_checkpoint", "load_file"]
@@ -29,28 +28,6 @@ __all__ = ["CheckpointRules", "ImportedCheckpoint", "import_checkpoint", "load_f
 _FRAME_SUFFIX = re.compile(r"_(\d+)(?=\.)")  # hits bn1_4. / bns_8.0. / adaconv_16. but not layer4. / res4.
 _CONTAINERS = ("state_dict", "model_state", "model", "module", "state_dict_ema")
 _PREFIXES = ("module.", "_orig_mod.")
-
-
-@dataclass(frozen=True)
-class CheckpointRules:
-    """How one arch's official keys become frameflex keys.
-
-    renames: ``(regex, replacement)`` pairs applied in order with ``re.sub`` to
-        every official key (frame suffix removed), giving the plain frameflex key.
-    adapter: ``(regex, replacement)`` turning an official adapter weight key
-        (suffix removed, e.g. ``layer1.0.adaconv.weight``) into the name of the
-        module the adapter scales in our model.
-    head: our plain key of the classifier weight (its rows give num_classes).
-    signature: a regex that some key of this arch's files matches (for ``arch=None``).
-    frame_scale: a file's frame suffix times this is our frame count (SlowFast-FFN names
-        branches by slow-pathway frames: ``a_bn_4`` belongs to the 16-frame fast clip).
-    """
-
-    renames: tuple[tuple[str, str], ...] = ()
-    adapter: tuple[str, str] | None = None
-    head: str = "fc.weight"
-    signature: str | None = None
-    frame_scale: int = 1
 
 
 class ImportedCheckpoint(dict):

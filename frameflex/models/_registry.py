@@ -12,10 +12,32 @@ from typing import Callable, Sequence
 
 from torch import nn
 
-__all__ = ["ModelSpec", "register_model", "list_models", "create_model", "get_spec"]
+__all__ = ["CheckpointRules", "ModelSpec", "register_model", "list_models", "create_model", "get_spec"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class CheckpointRules:
+    """How one arch's official keys become frameflex keys.
+
+    renames: ``(regex, replacement)`` pairs applied in order with ``re.sub`` to
+        every official key (frame suffix removed), giving the plain frameflex key.
+    adapter: ``(regex, replacement)`` turning an official adapter weight key
+        (suffix removed, e.g. ``layer1.0.adaconv.weight``) into the name of the
+        module the adapter scales in our model.
+    head: our plain key of the classifier weight (its rows give num_classes).
+    signature: a regex that some key of this arch's files matches (for ``arch=None``).
+    frame_scale: a file's frame suffix times this is our frame count (SlowFast-FFN names
+        branches by slow-pathway frames: ``a_bn_4`` belongs to the 16-frame fast clip).
+    """
+
+    renames: tuple[tuple[str, str], ...] = ()
+    adapter: tuple[str, str] | None = None
+    head: str = "fc.weight"
+    signature: str | None = None
+    frame_scale: int = 1
 
 
 @dataclass(frozen=True)
@@ -30,7 +52,7 @@ class ModelSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     published_gmacs: dict = field(default_factory=dict)  # {(frames, input_size): GMACs} from the papers
-    checkpoint_rules: object = None  # per-arch key renames for import_checkpoint (see checkpoints.py)
+    checkpoint_rules: CheckpointRules | None = None  # how import_checkpoint reads this arch's files
     description: str = ""
 
 
@@ -55,7 +77,7 @@ def list_models(pattern: str = "*") -> list[str]:
     """Names of the zoo's models, sorted; ``pattern`` is a shell-style filter.
 
     >>> ff.list_models("tsm*")
-    ['tsm_r50']
+    ['tsm_r50', 'tsm_tiny']
     """
     _load_families()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))

@@ -34,8 +34,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..checkpoints import CheckpointRules
-from ._registry import register_model
+from ._registry import CheckpointRules, register_model
 
 __all__ = [
     "SLOWFAST_ADAPTERS", "BottleneckTransform", "FuseFastToSlow", "ResBlock", "ResNetBasicHead", "ResNetBasicStem",

@@ -19,8 +19,7 @@ and ``layerN.i.shifts.j.conv`` (the official TEA names); ``fc`` is the official
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -28,8 +27,8 @@ from torch.nn import functional as F
 from timm.models.res2net import Bottle2neck
 from timm.models.resnet import ResNet
 
-from ..checkpoints import CheckpointRules
-from ._registry import IMAGENET_MEAN, IMAGENET_STD, register_model
+from ._registry import IMAGENET_MEAN, IMAGENET_STD, CheckpointRules, register_model
+from .tsm import clip_frames
 
 __all__ = ["MotionExcitation", "TemporalAggregation", "TEABottleneck", "TEA", "tea_r50", "TEA_CHECKPOINT_RULES"]
 
@@ -169,23 +168,6 @@ class TEABottleneck(Bottle2neck):
 _TEMPORAL = (MotionExcitation, TemporalAggregation)
 
 
-@contextlib.contextmanager
-def _clip_frames(modules: Iterable[nn.Module], num_frames: int) -> Iterator[None]:
-    """Give every temporal module the clip's T for one forward, and take it back even on error.
-
-    The mechanism of :class:`frameflex.models.tsm.TSM` (no segment count survives a
-    call, so every call, and every FFN branch, uses its own T).
-    """
-    modules = list(modules)
-    for m in modules:
-        m.num_frames = num_frames
-    try:
-        yield
-    finally:
-        for m in modules:
-            m.num_frames = None
-
-
 class TEA(nn.Module):
     """A Res2Net with TEA blocks, TSN-style; input (B, C, T, H, W), output logits.
 
@@ -228,7 +210,7 @@ class TEA(nn.Module):
             raise ValueError(f"TEA expects a (B, C, T, H, W) clip, got shape {tuple(x.shape)}")
         b, c, t, h, w = x.shape
         frames = x.transpose(1, 2).reshape(b * t, c, h, w)
-        with _clip_frames(self.temporal_modules(), t):
+        with clip_frames(self.temporal_modules(), t):
             feats = self.backbone(frames)
         logits = self.fc(self.dropout(feats))
         return logits.view(b, t, -1).mean(dim=1)

@@ -29,8 +29,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import Tensor, nn
 
-from ..checkpoints import CheckpointRules
-from ._registry import register_model
+from ._registry import CheckpointRules, register_model
 
 __all__ = ["UniFormer", "CBlock", "SABlock", "PatchEmbed", "UNIFORMER_ADAPTERS", "uniformer_s", "uniformer_b"]
 
