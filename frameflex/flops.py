@@ -18,7 +18,7 @@ from .surgery import frame_sets as model_frame_sets
 from .surgery import frames as use_frames
 from .surgery import is_converted
 
-__all__ = ["profile", "ProfileRow", "count_gmacs"]
+__all__ = ["profile", "ProfileRow", "count_gmacs", "zoo_table", "markdown_table"]
 
 
 @dataclass
@@ -92,3 +92,38 @@ def _median_ms(model: nn.Module, x: torch.Tensor, repeats: int) -> float:
             sync()
             times.append((time.perf_counter() - start) * 1e3)
     return sorted(times)[len(times) // 2]
+
+
+def zoo_table(name: str, latency: bool = False, device: str = "cpu", repeats: int = 3) -> list[dict]:
+    """Rows for one zoo model: every frame count and input size it has published numbers for."""
+    from .models._registry import create_model, get_spec
+
+    spec = get_spec(name)
+    sizes = sorted({s for _, s in spec.published_gmacs} | {spec.input_size})
+    meta = torch.device("meta")
+    with meta:  # parameters and counts need shapes only
+        plain_params = sum(p.numel() for p in create_model(name, num_classes=174).parameters()) / 1e6
+    rows = []
+    for size in sizes:
+        frames = sorted(set(spec.frame_sets) | {t for t, s in spec.published_gmacs if s == size})
+        with contextlib.nullcontext() if latency else meta:
+            model = create_model(name, num_classes=174, frame_sets=spec.frame_sets)
+        model = model.to(device) if latency else model
+        for r in profile(model, frame_sets=frames, input_size=size, latency=latency, repeats=repeats):
+            published = spec.published_gmacs.get((r.frames, size))
+            rows.append({
+                "model": name, "frames": r.frames, "input": size, "gmacs": round(r.gmacs, 2),
+                "published_gmacs": published,
+                "diff_pct": None if published is None else round(100 * (r.gmacs - published) / published, 2),
+                "params_plain_m": round(plain_params, 2), "params_ffn_m": round(r.params_m, 2),
+                "latency_ms": None if r.latency_ms is None else round(r.latency_ms, 1),
+            })
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Rows of dicts as a markdown table (empty cells for None)."""
+    keys = list(rows[0])
+    cell = lambda v: "" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
+    return "\n".join(["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+                     + ["| " + " | ".join(cell(r[k]) for k in keys) + " |" for r in rows])

@@ -1,0 +1,29 @@
+"""The benchmark scripts run and print what they claim (tiny settings)."""
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parent.parent / "benchmarks"
+
+
+def _main(name):
+    return runpy.run_path(str(BENCH / f"{name}.py"))["main"]
+
+
+def test_flops_table_has_published_numbers_beside_ours(capsys, tmp_path):
+    rows = _main("flops")(["--models", "tsm_r50", "--no-latency", "--csv", str(tmp_path / "f.csv")])
+    assert [r["frames"] for r in rows] == [4, 8, 16]
+    assert all(abs(r["diff_pct"]) < 2 for r in rows)
+    assert rows[0]["params_ffn_m"] > rows[0]["params_plain_m"]
+    out = capsys.readouterr().out
+    assert "| tsm_r50 | 16 | 224 | 65.40 | 65.85 |" in out
+    assert (tmp_path / "f.csv").read_text().startswith("model,frames,input,gmacs,published_gmacs")
+
+
+@pytest.mark.parametrize("bad", [["--models", "nope"]])
+def test_flops_unknown_model_is_named(bad):
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        _main("flops")(bad)
