@@ -69,7 +69,8 @@ class FrameNorm(nn.Module):
         self._state = state
 
     def forward(self, *args, **kwargs):
-        return self.branches[self._state.active_key()](*args, **kwargs)
+        # _modules directly: `self.branches` would go through __getattr__ below on every call.
+        return self._modules["branches"][self._state.active_key()](*args, **kwargs)
 
     def __getattr__(self, name: str):
         # Attributes some models read off their norm (eps, normalized_shape, weight...).
