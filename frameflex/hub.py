@@ -23,6 +23,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 _CARD_FIELDS = ("class_names", "dataset", "license", "source", "results")
+_PLACEHOLDER = "path/to/folder"
 
 
 def _config(model: nn.Module, extra: Mapping[str, Any]) -> dict:
@@ -78,7 +79,7 @@ def model_card(config: Mapping[str, Any], repo_id: str | None = None) -> str:
         if config.get("results", {}).get("note"):
             lines += ["", config["results"]["note"]]
     lines += ["", "## Use", "", "```python", "import frameflex as ff", "",
-              f'model = ff.from_pretrained("{repo_id or "path/to/folder"}")',
+              f'model = ff.from_pretrained("{repo_id or _PLACEHOLDER}")',
               f"logits = model(clip)  # clip: (B, 3, T, {config['input_size']}, {config['input_size']}), "
               f"mean {config['mean']}, std {config['std']}", "```", ""]
     return "\n".join(lines)
@@ -165,7 +166,6 @@ def push_to_hub(model: nn.Module, repo_id: str, *, private: bool | None = None, 
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory() as tmp:
         save_pretrained(model, tmp, **card)
-        (Path(tmp) / CARD_NAME).write_text(model_card(json.loads((Path(tmp) / CONFIG_NAME).read_text()), repo_id))
         return upload_folder(api, tmp, repo_id, private=private, commit_message=commit_message, revision=revision)
 
 
@@ -175,6 +175,9 @@ def upload_folder(api: HfApi, folder: str | os.PathLike, repo_id: str, *, privat
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (Path(folder) / name).is_file():
             raise FileNotFoundError(f"{name} not found in {folder}: not a frameflex Hub folder")
+    card = Path(folder) / CARD_NAME
+    if not card.is_file() or _PLACEHOLDER in card.read_text():  # our card: name the repo in its snippet
+        card.write_text(model_card(json.loads((Path(folder) / CONFIG_NAME).read_text()), repo_id))
     api.create_repo(repo_id, private=private, exist_ok=True)
     info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
                              revision=revision)
