@@ -130,6 +130,33 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- real data
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from frameflex.evaluate import add_arguments
+
+    add_arguments(sub.add_parser("eval", help="top-1/top-5 per frame count on a TSM-format frame list"))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from frameflex.evaluate import run
+
+    return run(args)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from frameflex.train import add_arguments
+
+    add_arguments(sub.add_parser("train", help="train an FFN model with the official recipes (torchrun-ready)"))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from frameflex.train import run
+
+    return run(args)
+
+
 # --------------------------------------------------------------------------- wiring
 
 _SUBCOMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = {
@@ -138,6 +165,8 @@ _SUBCOMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Call
     "flops": (_add_flops, cmd_flops),
     "import": (_add_import, cmd_import),
     "push": (_add_push, cmd_push),
+    "eval": (_add_eval, cmd_eval),
+    "train": (_add_train, cmd_train),
 }
 
 

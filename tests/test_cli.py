@@ -81,3 +81,12 @@ def test_push_uploads_with_the_repo_named_in_the_card(tmp_path, official_tsm_ffn
     assert capsys.readouterr().out.strip().endswith("/commit/1")
     with pytest.raises(FileNotFoundError, match="config.json not found"):
         main(["push", str(tmp_path), "org/x"])
+
+
+def test_eval_and_train_are_wired_and_report_bad_lists(tmp_path, capsys):
+    missing = str(tmp_path / "missing.txt")
+    assert main(["eval", str(tmp_path), "--list", missing]) == 2
+    assert main(["train", "--model", "tsm_tiny", "--frame-sets", "4", "8", "--list", missing,
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("missing.txt") >= 2

@@ -1,0 +1,355 @@
+"""Top-1 / top-5 accuracy of a (frame-flexible) video model at several frame counts.
+
+:func:`evaluate` is the loop (any model, any loader of ``({T: clip}, labels)``);
+:func:`main` is the command line behind ``frameflex eval`` and
+``python benchmarks/accuracy.py``: a zoo model from the Hub, a local folder or an
+original checkpoint file, a dataset in TSM's list format, a markdown table out.
+The protocol is FFN's: one clip per video, centre segment sampling, shorter
+side resized to 256 and a centre crop of 224 (per-arch sizes and normalisation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .data import collate_clips
+from .layers import nearest_frames
+from .surgery import frame_sets as model_frame_sets
+from .surgery import frames as use_frames
+from .surgery import is_converted
+
+__all__ = ["evaluate", "format_table", "add_arguments", "run", "main"]
+
+
+def _check_frame_list(frame_sets: Iterable[int]) -> tuple[int, ...]:
+    out = tuple(frame_sets)
+    if not out:
+        raise ValueError("frame_sets must name at least one frame count, got ()")
+    for t in out:
+        if isinstance(t, bool) or not isinstance(t, int) or t <= 0:
+            raise ValueError(f"frame counts must be positive ints, got {t!r} in {out}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"frame_sets has duplicates: {out}")
+    return out
+
+
+def _model_place(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    p = next((t for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()), None)
+    return (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
+
+
+def evaluate(
+    model: nn.Module,
+    loader_or_dataset: Iterable | torch.utils.data.Dataset,
+    frame_sets: Iterable[int] | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    batch_size: int = 8,
+    num_workers: int = 0,
+) -> dict[str, Any]:
+    """Top-1 and top-5 accuracy (%) of ``model`` at every frame count in ``frame_sets``.
+
+    Every batch's clip of T frames goes through the model on its own: with
+    ``ff.frames(model, T)`` when the model is frame-flexible (counts it was not
+    trained at use the nearest branch), plainly otherwise. Runs under
+    ``torch.no_grad`` in eval mode; each module's train/eval mode is restored.
+
+    Args:
+        model: any model taking (B, C, T, H, W) clips and returning (B, classes) logits.
+        loader_or_dataset: an iterable of ``({T: clip (B, C, T, H, W)}, labels (B,))``
+            batches (e.g. a DataLoader with ``collate_fn=ff.collate_clips``), or a
+            dataset of ``({T: clip}, label)`` items such as :class:`frameflex.datasets.VideoList`
+            (then batched here with ``batch_size`` and ``num_workers``).
+        frame_sets: the frame counts to score; each batch must hold a clip for
+            each. None: every count of the first batch.
+        device: where to run; the model is moved there. None: the model's device.
+        progress: show a tqdm bar with the running top-1.
+
+    Returns:
+        ``{"top1": {T: pct}, "top5": {T: pct}, "count": videos}``. With fewer than
+        5 classes "top5" counts all of them (100%).
+
+    Example:
+        >>> val = VideoList("val.txt", root="frames", frame_sets=(4, 8, 16), transform=transforms_for("tsm_r50"))
+        >>> evaluate(model, val, (4, 8, 16))["top1"]
+        {4: 42.85, 8: 48.2, 16: 50.79}
+    """
+    wanted = _check_frame_list(frame_sets) if frame_sets is not None else None
+    if isinstance(loader_or_dataset, torch.utils.data.Dataset) and not isinstance(
+            loader_or_dataset, torch.utils.data.IterableDataset):
+        loader = torch.utils.data.DataLoader(loader_or_dataset, batch_size=batch_size, shuffle=False,
+                                             num_workers=num_workers, collate_fn=collate_clips)
+    else:
+        loader = loader_or_dataset
+    if device is not None:
+        model.to(device)
+    place, dtype = _model_place(model)
+    converted = is_converted(model)
+    modes = [(m, m.training) for m in model.modules()]
+    correct1: dict[int, int] = {}
+    correct5: dict[int, int] = {}
+    count = 0
+    total = len(loader) if hasattr(loader, "__len__") else None
+    batches = iter(loader)
+    bar = tqdm(batches, total=total, desc="eval", unit="batch", disable=not progress, dynamic_ncols=True)
+    try:
+        model.eval()
+        with torch.no_grad():
+            for b, batch in enumerate(bar):
+                if not isinstance(batch, (tuple, list)) or len(batch) != 2 or not isinstance(batch[0], Mapping):
+                    raise ValueError(f"batch {b}: expected ({{T: clip}}, labels), got {type(batch).__name__}; "
+                                     "use a DataLoader with collate_fn=ff.collate_clips")
+                clips, labels = batch
+                if wanted is None:
+                    wanted = tuple(sorted(clips))
+                missing = [t for t in wanted if t not in clips]
+                if missing:
+                    raise KeyError(f"batch {b} has clips for frame counts {sorted(clips)}, not for {missing}")
+                labels = torch.as_tensor(labels)
+                if labels.dim() != 1 or labels.is_floating_point():
+                    raise ValueError(f"batch {b}: labels must be class indices of shape (B,), got "
+                                     f"{labels.dtype} {tuple(labels.shape)}")
+                labels = labels.to(place)
+                for t in wanted:
+                    x = clips[t]
+                    if not isinstance(x, Tensor) or x.dim() < 3 or x.shape[0] != labels.shape[0]:
+                        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+                        raise ValueError(f"batch {b}: clip for T={t} must be a (B, C, T, H, W) tensor with "
+                                         f"B={labels.shape[0]} labels, got {shape}")
+                    x = x.to(place, dtype=dtype if x.is_floating_point() else None, non_blocking=True)
+                    if converted:
+                        with use_frames(model, t):
+                            logits = model(x)
+                    else:
+                        logits = model(x)
+                    if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != labels.shape[0]:
+                        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+                        raise ValueError(f"model output at T={t} must be (B, classes) logits with "
+                                         f"B={labels.shape[0]}, got {shape}")
+                    if int(labels.max()) >= logits.shape[1] or int(labels.min()) < 0:
+                        raise ValueError(f"batch {b}: labels {sorted(set(labels.tolist()))} do not fit the "
+                                         f"model's {logits.shape[1]} classes")
+                    top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+                    hit = top == labels[:, None]
+                    correct1[t] = correct1.get(t, 0) + int(hit[:, 0].sum())
+                    correct5[t] = correct5.get(t, 0) + int(hit.any(dim=1).sum())
+                count += labels.shape[0]
+                if progress:
+                    bar.set_postfix_str("top-1 " + " ".join(f"{t}f {100 * correct1[t] / count:.1f}%" for t in wanted))
+    finally:
+        bar.close()
+        # Stop DataLoader workers now: after an error the iterator sits in a reference cycle with the
+        # exception's traceback, and the garbage collector would shut it down much later.
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if callable(shutdown):
+            shutdown()
+        for m, mode in modes:
+            m.training = mode
+    if count == 0:
+        raise ValueError("evaluate: the loader yielded no videos")
+    return {
+        "top1": {t: 100.0 * correct1[t] / count for t in wanted},
+        "top5": {t: 100.0 * correct5[t] / count for t in wanted},
+        "count": count,
+    }
+
+
+def format_table(result: Mapping[str, Any]) -> str:
+    """A markdown table of :func:`evaluate`'s result, one column per frame count.
+
+    Example:
+        >>> print(format_table({"top1": {4: 42.85, 8: 48.2}, "top5": {4: 71.0, 8: 76.5}, "count": 11522}))
+        | frames | 4 | 8 |
+        |---|---|---|
+        | top-1 (%) | 42.85 | 48.20 |
+        | top-5 (%) | 71.00 | 76.50 |
+    """
+    frames = sorted(result["top1"], key=int)
+    lines = ["| frames | " + " | ".join(str(t) for t in frames) + " |", "|---|" + "---|" * len(frames)]
+    for key, name in (("top1", "top-1 (%)"), ("top5", "top-5 (%)")):
+        lines.append(f"| {name} | " + " | ".join(f"{result[key][t]:.2f}" for t in frames) + " |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``frameflex eval``'s arguments to ``p`` (shared by the CLI and benchmarks/accuracy.py)."""
+    p.add_argument("model", help="Hub repo id or local folder (ff.from_pretrained), or an original checkpoint file "
+                   "(ff.import_checkpoint; give --arch unless it can be guessed)")
+    p.add_argument("--arch", default=None, help="zoo arch of a checkpoint file or --filename, e.g. tsm_r50")
+    p.add_argument("--filename", default=None, help="an original checkpoint inside the Hub repo MODEL "
+                   "(e.g. uniformer_small_sthv1_16_prek600.pth), converted on load")
+    p.add_argument("--list", required=True, dest="list_file", metavar="FILE",
+                   help="video list in TSM's format: 'frames_dir num_frames label' per line")
+    p.add_argument("--root", default=None, metavar="DIR",
+                   help="folder the list's frame folders are relative to (default: the list file's folder)")
+    p.add_argument("--frames", type=int, nargs="+", default=None, metavar="T",
+                   help="frame counts to evaluate (default: the model's frame sets; plain models: the arch's L/M/H)")
+    p.add_argument("--image-tmpl", default="{:05d}.jpg",
+                   help="frame file names (default {:05d}.jpg as in Something-Something; Kinetics: img_{:05d}.jpg)")
+    p.add_argument("--index-base", type=int, default=1, help="number of the first frame file (default 1)")
+    p.add_argument("--sampler", choices=("segment", "uniform"), default="segment",
+                   help="frame sampling: TSN segment centres (default) or evenly spaced")
+    p.add_argument("--input-size", type=int, default=None, help="crop size (default: the arch's, 224)")
+    p.add_argument("--resize", type=int, default=None, help="shorter side before the crop (default input*256/224)")
+    p.add_argument("--batch-size", type=int, default=8, help="videos per batch (default 8)")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="DataLoader worker processes (default min(4, CPUs))")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps ... (default: cuda if available)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N videos")
+    p.add_argument("--json", default=None, metavar="OUT", help="write the results and the run's settings to OUT")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_CHECKPOINT_EXTS = (".pth", ".pt", ".tar", ".pyth", ".pkl", ".ckpt", ".bin", ".safetensors")
+
+
+def _load_model(args: argparse.Namespace) -> tuple[nn.Module, str]:
+    from .checkpoints import import_checkpoint
+    from .hub import from_pretrained
+
+    src = args.model
+    if args.filename is not None:
+        return from_pretrained(src, filename=args.filename, arch=args.arch), f"{src}/{args.filename}"
+    if os.path.isdir(src):
+        return from_pretrained(src), src
+    if os.path.isfile(src):
+        return import_checkpoint(src, arch=args.arch).create_model(), src
+    if not _HUB_ID.fullmatch(src) or src.endswith(_CHECKPOINT_EXTS):
+        raise FileNotFoundError(f"model not found: {src} is neither a folder, a checkpoint file nor a Hub repo id")
+    return from_pretrained(src), src
+
+
+def _fail(message: object) -> int:
+    text = str(message).strip()
+    if "Original Traceback" in text:  # re-raised from a DataLoader worker: its last line is the error
+        text = re.sub(r"^\w+(Error|Exception): ", "", text.splitlines()[-1])
+    print(f"frameflex eval: error: {text}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``frameflex eval`` for parsed ``args``; returns the exit status."""
+    from . import __version__
+    from .datasets import VideoList, transforms_for
+    from .models._registry import get_spec
+
+    for name in ("batch_size", "threads", "limit", "input_size", "resize"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            return _fail(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if args.workers < 0:
+        return _fail(f"--workers must be >= 0, got {args.workers}")
+    if args.frames is not None and any(t <= 0 for t in args.frames):
+        return _fail(f"--frames must be positive, got {args.frames}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    list_args = dict(root=args.root, image_tmpl=args.image_tmpl, index_base=args.index_base)
+
+    try:  # the list first: a bad line fails in milliseconds, before any weights are loaded
+        VideoList(args.list_file, frame_sets=(1,), **list_args)
+    except (FileNotFoundError, ValueError) as e:
+        return _fail(e)
+    try:
+        model, source = _load_model(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:  # may span lines: the keys that do not fit
+        return _fail(e)
+    arch = model.frameflex_config["architecture"]
+    if args.arch is not None and args.arch != arch:
+        return _fail(f"--arch {args.arch} was given, but {source} is a {arch} model")
+    frames = tuple(args.frames) if args.frames else (
+        model_frame_sets(model) if is_converted(model) else get_spec(arch).frame_sets)
+    frames = tuple(dict.fromkeys(frames))
+    try:
+        kw = {k: v for k, v in (("input_size", args.input_size), ("resize", args.resize)) if v is not None}
+        transform = transforms_for(arch, train=False, **kw)
+    except ValueError as e:  # e.g. --resize smaller than the crop
+        return _fail(e)
+    dataset = VideoList(args.list_file, frame_sets=frames, train=False, transform=transform, sampler=args.sampler,
+                        **list_args)
+    n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
+    labels = dataset.labels[:n]
+    num_classes = model.frameflex_config.get("num_classes")
+    if num_classes is not None and max(labels) >= num_classes:
+        line = dataset.records[labels.index(max(labels))].line
+        return _fail(f"{args.list_file}, line {line}: label {max(labels)} does not fit the model's "
+                     f"{num_classes} classes")
+    subset = dataset if n == len(dataset) else torch.utils.data.Subset(dataset, range(n))
+    loader = torch.utils.data.DataLoader(subset, batch_size=args.batch_size, shuffle=False,
+                                         num_workers=args.workers, collate_fn=collate_clips,
+                                         pin_memory=str(device).startswith("cuda"))
+    start = time.perf_counter()
+    try:
+        result = evaluate(model, loader, frames, device=device, progress=not args.no_progress)
+    except (FileNotFoundError, OSError) as e:  # a frame folder or file named in the list is missing or broken
+        return _fail(e)
+    seconds = time.perf_counter() - start
+
+    branches = {t: nearest_frames(t, model_frame_sets(model)) for t in frames} if is_converted(model) else None
+    spec = get_spec(arch)
+    print(f"{source} ({arch}, {'frame sets ' + str(list(model_frame_sets(model))) if is_converted(model) else 'plain'})"
+          f" on {n} videos of {args.list_file}, 1 clip, centre crop "
+          f"{args.input_size or spec.input_size}, {seconds:.1f} s")
+    if branches and any(t != b for t, b in branches.items()):
+        print("branch used: " + ", ".join(f"{t} frames -> {b}" for t, b in branches.items()))
+    print(format_table(result))
+    if args.json:
+        info = {
+            "top1": {str(t): v for t, v in result["top1"].items()},
+            "top5": {str(t): v for t, v in result["top5"].items()},
+            "count": result["count"],
+            "model": {"source": source, "architecture": arch, "num_classes": num_classes,
+                      "frame_sets": list(model_frame_sets(model)) if is_converted(model) else None,
+                      "branch": {str(t): b for t, b in branches.items()} if branches else None},
+            "dataset": {"list": str(args.list_file), "root": str(dataset.root), "videos": len(dataset),
+                        "limit": args.limit, "image_tmpl": args.image_tmpl, "index_base": args.index_base},
+            "protocol": {"clips": 1, "sampler": args.sampler, "input_size": args.input_size or spec.input_size,
+                         "resize": args.resize or (args.input_size or spec.input_size) * 256 // 224,
+                         "mean": list(spec.mean), "std": list(spec.std)},
+            "device": str(device), "seconds": round(seconds, 2), "frameflex_version": __version__,
+        }
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(info, indent=2) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+def build_parser(prog: str = "frameflex eval") -> argparse.ArgumentParser:
+    """The standalone parser of :func:`main`."""
+    return add_arguments(argparse.ArgumentParser(
+        prog=prog, description="Top-1/top-5 accuracy of a video model at several frame counts "
+        "(1 clip, centre crop) on a dataset of JPEG frames listed in TSM's format."))
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "frameflex eval") -> int:
+    """``frameflex eval`` / ``python benchmarks/accuracy.py``: evaluate and print a table; returns the exit status.
+
+    Example:
+        >>> main(["org/tsm_r50-ffn-sthv1", "--list", "val_videofolder.txt", "--root", "frames",
+        ...       "--frames", "4", "8", "16", "--json", "sthv1.json"])  # doctest: +SKIP
+        0
+    """
+    return run(build_parser(prog).parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""VideoList (TSM list files of JPEG frame folders) and the standard transforms."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torchvision.transforms.v2 import functional as TF
+
+import frameflex as ff
+from frameflex import datasets
+from frameflex.datasets import MultiScaleCrop, VideoList, eval_transform, train_transform, transforms_for
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny inputs: one thread is fastest, and steady when other jobs share the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_videos(folder: Path, num_videos: int = 6, num_frames: int = 12, size: int = 40, num_classes: int = 4,
+                 image_tmpl: str = "{:05d}.jpg", index_base: int = 1, seed: int = 0) -> Path:
+    """SyntheticMotion videos as JPEG frame folders under ``folder/frames`` and a list file ``folder/list.txt``.
+
+    Video i has ``num_frames + i`` frames and label ``i % num_classes``.
+    """
+    lines = []
+    for i in range(num_videos):
+        n = num_frames + i
+        video, label = ff.SyntheticMotion(num_videos, num_classes=num_classes, video_frames=n, size=size,
+                                          seed=seed).video(i)
+        d = folder / "frames" / f"video{i}"
+        d.mkdir(parents=True)
+        for k, frame in enumerate((video * 255).round().to(torch.uint8)):
+            Image.fromarray(frame.permute(1, 2, 0).numpy()).save(d / image_tmpl.format(k + index_base), quality=95)
+        lines.append(f"video{i} {n} {label}")
+    (folder / "list.txt").write_text("\n".join(lines) + "\n")
+    return folder / "list.txt"
+
+
+def decode(path: Path) -> torch.Tensor:
+    with Image.open(path) as img:
+        return TF.pil_to_tensor(img.convert("RGB")).float() / 255
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    return write_videos(tmp_path_factory.mktemp("videos"))
+
+
+def test_items_are_centre_sampled_clips_with_labels(videos):
+    assert VideoList(videos).root == videos.parent  # default root: the list file's folder
+    ds = VideoList(videos, root=videos.parent / "frames", frame_sets=(4, 8))
+    assert len(ds) == 6 and ds.labels == [0, 1, 2, 3, 0, 1] and ds.num_classes == 4
+    assert ds.frame_sets == (4, 8) and not ds.train
+    clips, label = ds[3]
+    assert label == 3 and set(clips) == {4, 8}
+    assert clips[4].shape == (3, 4, 40, 40) and clips[8].shape == (3, 8, 40, 40)
+    assert clips[8].dtype == torch.float32 and 0 <= clips[8].min() and clips[8].max() <= 1
+    n = 12 + 3
+    for t in (4, 8):
+        for k, i in enumerate(ff.segment_indices(n, t, train=False).tolist()):
+            torch.testing.assert_close(clips[t][:, k], decode(videos.parent / "frames" / "video3" / f"{i + 1:05d}.jpg"))
+    assert ds[-1][1] == ds[5][1]
+
+
+def test_training_sampling_is_random_and_batches_collate(videos):
+    ds = VideoList(videos, root=videos.parent / "frames", frame_sets=(4,), train=True,
+                   transform=eval_transform(32), generator=torch.Generator().manual_seed(0))
+    draws = {tuple(ds.clips.indices(40)[4].tolist()) for _ in range(10)}
+    assert len(draws) > 1  # random per call ...
+    assert all((torch.tensor(d) // 10 == torch.arange(4)).all() for d in draws)  # ... one frame per segment
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=ff.collate_clips)
+    clips, labels = next(iter(loader))
+    assert clips[4].shape == (4, 3, 4, 32, 32) and labels.tolist() == [0, 1, 2, 3]
+
+
+def test_decodes_only_the_sampled_frames(videos, monkeypatch, tmp_path):
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(datasets.Image, "open", lambda p, *a, **k: opened.append(Path(p).name) or real_open(p, *a, **k))
+    ds = VideoList(videos, root=videos.parent / "frames", frame_sets=(2, 4))
+    ds[0]  # 12 frames: T=2 -> 3, 9; T=4 -> 1, 4, 7, 10; each decoded once
+    assert opened == [f"{i + 1:05d}.jpg" for i in (1, 3, 4, 7, 9, 10)]
+
+    # A frame folder missing frames that are never sampled loads fine; a missing sampled one is named.
+    sparse = tmp_path / "sparse"
+    sparse.mkdir()
+    for name in (f"{i + 1:05d}.jpg" for i in (1, 4, 7, 10)):
+        (sparse / name).write_bytes((videos.parent / "frames" / "video0" / name).read_bytes())
+    (tmp_path / "list.txt").write_text(f"{sparse} 12 2\n")  # absolute frames_dir, root ignored
+    clips, label = VideoList(tmp_path / "list.txt", root="/nonexistent", frame_sets=(4,))[0]
+    assert clips[4].shape == (3, 4, 40, 40) and label == 2
+    missing = r"frame file not found: .*sparse/00001\.jpg \(frame 1 of 12; .*list\.txt, line 1\)"
+    with pytest.raises(FileNotFoundError, match=missing):
+        VideoList(tmp_path / "list.txt", frame_sets=(8,))[0]
+
+
+def test_image_template_and_index_base(tmp_path):
+    lst = write_videos(tmp_path, num_videos=2, num_frames=8, size=16, image_tmpl="img_{:05d}.jpg", index_base=0)
+    assert (tmp_path / "frames" / "video0" / "img_00000.jpg").is_file()
+    ds = VideoList(lst, root=tmp_path / "frames", frame_sets=(8,), image_tmpl="img_{:05d}.jpg", index_base=0)
+    assert ds[1][0][8].shape == (3, 8, 16, 16)
+    with pytest.raises(FileNotFoundError, match=r"video0/img_00008\.jpg"):  # index_base 1 reads one past the end
+        VideoList(lst, root=tmp_path / "frames", frame_sets=(8,), image_tmpl="img_{:05d}.jpg")[0]
+
+
+def test_one_shared_transform_for_every_clip(tmp_path):
+    # Every frame is the same picture: with one crop/flip for the whole video, all output frames stay equal.
+    d = tmp_path / "frames" / "still"
+    d.mkdir(parents=True)
+    picture = (torch.rand(3, 36, 52, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    for i in range(16):
+        Image.fromarray(picture.permute(1, 2, 0).numpy()).save(d / f"{i + 1:05d}.jpg", quality=95)
+    (tmp_path / "list.txt").write_text("still 16 0\n")
+    torch.manual_seed(0)
+    ds = VideoList(tmp_path / "list.txt", root=tmp_path / "frames", frame_sets=(4, 8, 16), train=True,
+                   transform=train_transform(24, flip=True))
+    outputs = []
+    for _ in range(6):
+        clips, _ = ds[0]
+        frames = torch.cat([clips[t] for t in (4, 8, 16)], dim=1)  # (C, 28, H, W)
+        assert frames.shape == (3, 28, 24, 24)
+        torch.testing.assert_close(frames, frames[:, :1].expand_as(frames), atol=0, rtol=0)
+        outputs.append(frames[:, 0])
+    assert any(not torch.equal(outputs[0], o) for o in outputs[1:])  # but a new crop per video draw
+
+
+@pytest.mark.parametrize("content, message", [
+    ("video0 12 0\nvideo1 12\n", r"list\.txt, line 2: expected 3 fields 'frames_dir num_frames label', got 2"),
+    ("video0 12 0 extra\n", r"list\.txt, line 1: expected 3 fields .*got 4"),
+    ("\nvideo0 twelve 0\n", r"list\.txt, line 2: num_frames must be an int, got 'twelve'"),
+    ("video0 12 zero\n", r"list\.txt, line 1: label must be an int, got 'zero'"),
+    ("video0 12 1\nvideo1 0 1\n", r"list\.txt, line 2: num_frames must be positive, got 0"),
+    ("video0 -3 1\n", r"line 1: num_frames must be positive, got -3"),
+    ("video0 12 -1\n", r"list\.txt, line 1: label must be >= 0, got -1"),
+    ("\n\n", r"video list file has no videos: .*list\.txt"),
+])
+def test_malformed_list_names_file_and_line(tmp_path, content, message):
+    (tmp_path / "list.txt").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        VideoList(tmp_path / "list.txt")
+
+
+def test_missing_and_broken_files_are_named(tmp_path, videos):
+    with pytest.raises(FileNotFoundError, match=r"video list file not found: .*nope\.txt"):
+        VideoList(tmp_path / "nope.txt")
+    with pytest.raises(FileNotFoundError, match=r"video list file is a directory"):
+        VideoList(tmp_path)
+    (tmp_path / "list.txt").write_text("video0 12 0\nghost 12 1\n")
+    ds = VideoList(tmp_path / "list.txt", root=videos.parent / "frames", frame_sets=(4,))  # checked lazily
+    assert ds[0][1] == 0
+    with pytest.raises(FileNotFoundError, match=r"frames directory not found: .*frames/ghost \(.*list\.txt, line 2\)"):
+        ds[1]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for i in range(4):
+        (bad / f"{i + 1:05d}.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "bad.txt").write_text("bad 4 0\n")
+    with pytest.raises(OSError, match=r"cannot decode frame file .*bad/0000\d\.jpg .*bad\.txt, line 1"):
+        VideoList(tmp_path / "bad.txt", frame_sets=(4,))[0]
+    with pytest.raises(ValueError, match=r"image_tmpl must be a format string .*got '\{name\}\.jpg'"):
+        VideoList(videos, image_tmpl="{name}.jpg")
+    with pytest.raises(ValueError, match=r"index_base must be an int >= 0, got -1"):
+        VideoList(videos, index_base=-1)
+    with pytest.raises(IndexError, match=r"index 6 out of range for a VideoList of 6 videos"):
+        VideoList(videos)[6]
+
+
+def test_transform_returning_wrong_shape_is_an_error(videos):
+    ds = VideoList(videos, root=videos.parent / "frames", frame_sets=(4,), transform=lambda x: x[0])
+    with pytest.raises(ValueError, match=r"transform must map \(N, C, H, W\) to \(N, C, H', W'\), got \(3, 40, 40\)"):
+        ds[0]
+
+
+def test_eval_transform_resizes_shorter_side_then_centre_crops():
+    x = torch.rand(5, 3, 100, 176)
+    out = eval_transform(224)(x)
+    assert out.shape == (5, 3, 224, 224)
+    # By hand: shorter side to 256 (width 450), crop the middle 224, ImageNet normalisation.
+    big = TF.resize(x, [256, 450], antialias=True)
+    crop = big[..., 16:240, 113:337]
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    torch.testing.assert_close(out, (crop - mean[:, None, None]) / std[:, None, None])
+    # uint8 input is scaled to [0, 1] too; resize scales with the crop (256/224) unless given.
+    assert eval_transform(32)((x * 255).to(torch.uint8)).abs().max() < 3
+    assert eval_transform(112).transforms[0].size == [128]
+    assert eval_transform(224, resize=320).transforms[0].size == [320]
+    with pytest.raises(ValueError, match=r"resize \(200\) must be >= input_size \(224\)"):
+        eval_transform(224, resize=200)
+    with pytest.raises(ValueError, match=r"input_size must be a positive int, got 0"):
+        eval_transform(0)
+
+
+def test_train_transform_multiscale_crop_and_flip():
+    x = torch.rand(16, 3, 100, 132)
+    assert train_transform(224)(x).shape == (16, 3, 224, 224)
+    # flip=False (Something-Something): no flip in the pipeline, and the crop is never mirrored.
+    t = train_transform(32, flip=False)
+    assert not any("Flip" in type(s).__name__ for s in t.transforms)
+    ramp = torch.linspace(0, 1, 132).expand(1, 3, 100, 132)
+    for _ in range(5):
+        out = t(ramp)
+        assert (out[..., 1:] >= out[..., :-1] - 1e-5).all()  # still increasing left to right
+    with pytest.raises(ValueError, match=r"scales must be non-empty and in \(0, 1\], got \(1\.5,\)"):
+        train_transform(32, scales=(1.5,))
+
+
+def test_multiscale_crop_draws_tsm_crops():
+    crop = MultiScaleCrop(224, scales=(1, 0.875, 0.75, 0.66))
+    torch.manual_seed(0)
+    sides = [100, 87, 75, 66]  # int(100 * s)
+    seen = set()
+    for _ in range(400):
+        p = crop.crop_params(100, 176)
+        i, j = sides.index(p["height"]), sides.index(p["width"])
+        assert abs(i - j) <= 1  # max_distort
+        h_step, w_step = (100 - p["height"]) // 4, (176 - p["width"]) // 4
+        grid = (p["top"] // h_step if h_step else 0, p["left"] // w_step if w_step else 0)
+        assert p["top"] == grid[0] * h_step and p["left"] == grid[1] * w_step and max(grid) <= 4
+        seen.add((p["height"], p["width"]))
+    assert len(seen) == 10  # every pair within one scale step
+    assert crop.crop_params(256, 340)["height"] in (256, 224, 192, 168)  # int(256 * .875) = 224 -> snapped to 224
+
+
+def test_transforms_for_uses_the_arch_preset():
+    t = transforms_for("tsm_tiny")
+    assert t(torch.rand(2, 3, 40, 60)).shape == (2, 3, 32, 32)  # tsm_tiny's input size
+    norm = transforms_for("slowfast_r50", train=True, flip=False).transforms[-1]
+    assert norm.mean == [0.45] * 3 and norm.std == [0.225] * 3
+    model = ff.create_model("tsm_tiny", num_classes=3)
+    assert transforms_for(model, resize=48).transforms[0].size == [48]
+    with pytest.raises(ValueError, match=r"unknown model 'nope'"):
+        transforms_for("nope")
+    with pytest.raises(ValueError, match=r"Linear was not built by ff.create_model"):
+        transforms_for(torch.nn.Linear(2, 2))

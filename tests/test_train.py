@@ -1,0 +1,272 @@
+"""frameflex train: FFN runs on synthetic and JPEG-frame data, exact resumes, torchrun, --init, clear errors."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+import frameflex as ff
+from frameflex import train
+
+REPO = Path(__file__).parent.parent
+TINY = ["--model", "tsm_tiny", "--batch-size", "2", "--workers", "0", "--threads", "1", "--no-progress"]
+SYNTH = TINY + ["--synthetic", "--synthetic-videos", "8", "--synthetic-val-videos", "4"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny inputs: one thread is fastest, and steady when other jobs share the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_videos(folder: Path, num_videos: int = 6, num_frames: int = 12, size: int = 32, num_classes: int = 4) -> Path:
+    """SyntheticMotion videos as JPEG frame folders under ``folder/frames`` and a TSM list ``folder/list.txt``."""
+    lines = []
+    for i in range(num_videos):
+        n = num_frames + i
+        video, label = ff.SyntheticMotion(num_videos, num_classes=num_classes, video_frames=n, size=size).video(i)
+        d = folder / "frames" / f"video{i}"
+        d.mkdir(parents=True)
+        for k, frame in enumerate((video * 255).round().to(torch.uint8)):
+            Image.fromarray(frame.permute(1, 2, 0).numpy()).save(d / f"{k + 1:05d}.jpg", quality=95)
+        lines.append(f"video{i} {n} {label}")
+    (folder / "list.txt").write_text("\n".join(lines) + "\n")
+    return folder / "list.txt"
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def log_lines(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def test_ffn_run_trains_every_branch_and_writes_checkpoints_log_and_hub_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train.main(SYNTH + ["--epochs", "1", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "recipe tsm: sgd lr 0.000625 (0.01 x 2/32 videos per step)" in stdout  # linear scaling
+    assert "| frames | 4 | 8 | 16 |" in stdout and "| top-1 (%) |" in stdout
+
+    (record,) = log_lines(out)
+    assert record["epoch"] == 1 and record["step"] == 4
+    assert set(record["train"]) == {"loss", "ce", "kl_4", "kl_8"}
+    assert set(record["val"]["top1"]) == {"4", "8", "16"} and record["val"]["count"] == 4
+
+    ckpt = load(out / "last.pt")
+    assert (ckpt["epoch"], ckpt["step_in_epoch"], ckpt["step"]) == (1, 0, 4)
+    # every frame count's private BN ran every step
+    for t in (4, 8, 16):
+        assert ckpt["model"][f"backbone.bn1.branches.{t}.num_batches_tracked"].item() == 4
+    groups = {g["name"]: g for g in ckpt["optimizer"]["param_groups"]}
+    assert groups["head_weight"]["lr"] == pytest.approx(5 * groups["weight"]["lr"])
+    assert groups["head_bias"]["lr"] == pytest.approx(10 * groups["weight"]["lr"])
+    assert groups["norm"]["weight_decay"] == 0 and groups["weight"]["weight_decay"] == 5e-4
+    assert ckpt["scheduler"]["last_epoch"] == 4 and ckpt["config"]["train_frames"] == [4, 8, 16]
+    assert {"python", "numpy", "torch"} <= set(ckpt["rng"][0])
+    assert set(load(out / "best.pt")["model"]) == set(ckpt["model"])
+
+    model = ff.from_pretrained(out / "model")
+    assert ff.frame_sets(model) == (4, 8, 16)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, ckpt["model"][key], rtol=0, atol=0)
+    assert "pretrained" not in json.loads((out / "model" / "config.json").read_text())["model_kwargs"]
+
+
+def test_single_frame_count_and_a_custom_model_converted_with_auto_adapters(tmp_path, capsys):
+    out = tmp_path / "plain"
+    assert train.main(SYNTH + ["--frames", "8", "--eval-frames", "4", "8", "--epochs", "1", "--out", str(out)]) == 0
+    (record,) = log_lines(out)
+    assert set(record["train"]) == {"loss", "ce"} and set(record["val"]["top1"]) == {"4", "8"}
+    assert not any("branches" in k for k in load(out / "last.pt")["model"])
+
+    (tmp_path / "mynet.py").write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "class Block(nn.Module):\n"
+        "    def __init__(self, c):\n"
+        "        super().__init__()\n"
+        "        self.conv, self.bn = nn.Conv3d(c, c, 3, padding=1), nn.BatchNorm3d(c)\n"
+        "    def forward(self, x):\n"
+        "        return x + torch.relu(self.bn(self.conv(x)))\n\n"
+        "def build(num_classes):\n"
+        "    return nn.Sequential(nn.Conv3d(3, 8, 3, stride=(1, 2, 2), padding=1), nn.BatchNorm3d(8), nn.ReLU(),\n"
+        "                         Block(8), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(8, num_classes))\n")
+    out = tmp_path / "custom"
+    args = ["--model", f"{tmp_path / 'mynet.py'}:build", "--frame-sets", "2", "4", "--adapters", "auto",
+            "--input-size", "32"] + SYNTH[2:] + ["--epochs", "1", "--out", str(out)]
+    assert train.main(args) == 0
+    keys = load(out / "last.pt")["model"]
+    assert "1.branches.2.running_mean" in keys and "1.branches.4.running_mean" in keys
+    assert any(".scales.2" in k for k in keys)  # the auto adapter on Block.conv
+    assert not (out / "model").exists()  # no Hub folder: not a zoo model
+    assert "final weights:" in capsys.readouterr().out
+
+
+def test_resume_mid_epoch_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, monkeypatch):
+    """8 steps straight == 3 steps, a crash right after the step-3 checkpoint, --resume auto, 5 steps."""
+    args = SYNTH + ["--epochs", "2"]
+    assert train.main(args + ["--out", str(tmp_path / "straight")]) == 0
+
+    class Crash(Exception):
+        pass
+
+    save = train._atomic_save
+
+    def save_then_crash(obj, path):
+        save(obj, path)
+        if obj["step"] == 3:
+            raise Crash
+
+    monkeypatch.setattr(train, "_atomic_save", save_then_crash)
+    with pytest.raises(Crash):
+        train.main(args + ["--out", str(tmp_path / "resumed"), "--save-every", "3"])
+    monkeypatch.undo()
+    mid = load(tmp_path / "resumed" / "last.pt")
+    assert (mid["epoch"], mid["step_in_epoch"], mid["step"]) == (0, 3, 3)
+    assert train.main(args + ["--out", str(tmp_path / "resumed"), "--resume", "auto"]) == 0
+
+    a, b = load(tmp_path / "straight" / "last.pt"), load(tmp_path / "resumed" / "last.pt")
+    assert a["step"] == b["step"] == 8
+    for key in a["model"]:  # dropout 0.5 (the tsm recipe) makes this fail if the RNG were not restored
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=1e-7)
+    untimed = [[{k: v for k, v in r.items() if k != "seconds"} for r in log_lines(tmp_path / d)]
+               for d in ("straight", "resumed")]
+    assert untimed[0] == untimed[1]  # losses and accuracies of both epochs, to the last digit
+
+
+def test_resume_refuses_another_model_setup_and_a_fresh_run_refuses_an_old_out(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train.main(SYNTH + ["--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert train.main(SYNTH + ["--epochs", "1", "--out", str(out)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert train.main(SYNTH + ["--frame-sets", "4", "8", "--epochs", "2", "--out", str(out), "--resume", "auto"]) == 2
+    assert "train_frames=[4, 8, 16], this run has [4, 8]" in capsys.readouterr().err
+
+
+def test_init_fans_a_plain_checkpoint_out_to_every_branch(tmp_path):
+    torch.manual_seed(1)
+    plain = ff.create_model("tsm_tiny", num_classes=4).eval()
+    with torch.no_grad():
+        for name, buf in plain.named_buffers():
+            if "running" in name:
+                buf.uniform_(0.5, 1.5)
+    sd = dict(plain.state_dict())
+    sd.pop("fc.bias")
+    sd["extra.weight"] = torch.zeros(3)
+    save_file(sd, tmp_path / "plain.safetensors")
+    torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}}, tmp_path / "plain.pth")
+
+    for path in (tmp_path / "plain.safetensors", tmp_path / "plain.pth"):
+        model = ff.create_model("tsm_tiny", num_classes=4, frame_sets=[4, 8, 16])
+        report = train.init_from(model, path, arch="tsm_tiny")
+        assert report.layout == "plain" and report.missing == ["fc.bias"] and report.unexpected == ["extra.weight"]
+        own = model.state_dict()
+        for t in (4, 8, 16):
+            torch.testing.assert_close(own[f"backbone.bn1.branches.{t}.running_var"], sd["backbone.bn1.running_var"])
+            torch.testing.assert_close(own[f"backbone.layer1.0.bn1.branches.{t}.weight"],
+                                       sd["backbone.layer1.0.bn1.weight"])
+        torch.testing.assert_close(own["backbone.conv1.weight"], sd["backbone.conv1.weight"])
+
+    five = ff.create_model("tsm_tiny", num_classes=5)  # another dataset's classifier: skipped, reported
+    save_file(five.state_dict(), tmp_path / "five.safetensors")
+    report = train.init_from(ff.create_model("tsm_tiny", num_classes=4, frame_sets=[4, 8]),
+                             tmp_path / "five.safetensors", arch="tsm_tiny")
+    assert sorted(s.split()[0] for s in report.skipped) == ["fc.bias", "fc.weight"]
+    assert sorted(report.missing) == ["fc.bias", "fc.weight"]
+
+
+def test_run_on_jpeg_frames_listed_in_tsm_format_with_init(tmp_path, capsys):
+    videos = write_videos(tmp_path / "data")
+    init = tmp_path / "plain.safetensors"
+    save_file(ff.create_model("tsm_tiny", num_classes=4).state_dict(), init)
+    out = tmp_path / "run"
+    args = TINY + ["--list", str(videos), "--val-list", str(videos), "--root", str(videos.parent / "frames"),
+                   "--frame-sets", "4", "8", "--epochs", "1", "--init", str(init), "--out", str(out)]
+    assert train.main(args) == 0
+    stdout = capsys.readouterr().out
+    assert "tsm_tiny (zoo), 4 classes, FFN at [4, 8] frames; 6 training videos" in stdout
+    assert "init: " in stdout and "missing 0; unexpected 0; skipped 0" in stdout
+    (record,) = log_lines(out)
+    assert record["step"] == 3 and record["val"]["count"] == 6 and set(record["val"]["top1"]) == {"4", "8"}
+
+
+@pytest.mark.parametrize("problem, expected", [
+    ("missing list", "video list file not found: {data}/nope.txt"),
+    ("bad line", "{data}/list.txt, line 2: num_frames must be an int, got 'x'"),
+    ("bad root", "training set: frames directory not found: {data}/elsewhere/video0"),
+    ("bad label", "{data}/list.txt, line 2: label 1 does not fit --num-classes 1"),
+    ("unknown model", "unknown model 'tsm_r51'"),
+])
+def test_bad_inputs_exit_2_with_one_line_naming_the_problem(tmp_path, capsys, problem, expected):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        (data / f"video{i}").mkdir()
+    (data / "list.txt").write_text("video0 12 0\nvideo1 12 1\n")
+    args = TINY + ["--list", str(data / "list.txt"), "--epochs", "1", "--out", str(tmp_path / "run")]
+    if problem == "missing list":
+        args[args.index("--list") + 1] = str(data / "nope.txt")
+    elif problem == "bad line":
+        (data / "list.txt").write_text("video0 12 0\nvideo1 x 1\n")
+    elif problem == "bad root":
+        args += ["--root", str(data / "elsewhere")]
+    elif problem == "bad label":
+        args += ["--num-classes", "1"]
+    else:
+        args[args.index("tsm_tiny")] = "tsm_r51"
+    assert train.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("frameflex train: error: ")
+    assert expected.format(data=data) in err
+
+
+def test_recipes_are_the_official_numbers():
+    tsm, tea, slowfast, uniformer = (train.RECIPES[k] for k in ("tsm", "tea", "slowfast", "uniformer"))
+    assert (tsm.lr, tsm.batch_size, tsm.epochs, tsm.lr_steps, tsm.weight_decay) == (0.01, 32, 50, (20, 40), 5e-4)
+    assert (tea.lr, tea.lr_steps) == (0.02, (30, 40, 45))
+    assert [train.lr_factor(tsm, e) for e in (0, 19.9, 20, 40)] == pytest.approx([1, 1, 0.1, 0.01])
+    assert train.lr_factor(slowfast, 0) == pytest.approx(1e-4 / 0.03)  # linear warm-up ...
+    assert train.lr_factor(slowfast, 0.19) == 1 and train.lr_factor(slowfast, 14) == pytest.approx(0.1)
+    assert uniformer.optimizer == "adamw" and uniformer.drop_path == 0.2 and uniformer.label_smoothing == 0.1
+    assert train.lr_factor(uniformer, 5) == pytest.approx(1)  # cosine after 5 warm-up epochs ...
+    assert train.lr_factor(uniformer, 32.5) == pytest.approx(0.5 * (1 + 1e-6 / 2e-4))
+    assert train.lr_factor(uniformer, 60) == pytest.approx(1e-6 / 2e-4)  # ... down to 1e-6
+    assert [train.default_recipe(m) for m in ("tsm_r50", "tea_r50", "slowfast_r50", "uniformer_s", "x.py:f")] == [
+        "tsm", "tea", "slowfast", "uniformer", None]
+
+
+def test_torchrun_two_processes_gloo_resume_continues_the_same_run(tmp_path):
+    """DDP on CPU: 2 epochs straight == 1 epoch + --resume; micro-steps under no_sync (--accum-steps 2)."""
+    base = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            str(REPO / "examples" / "train.py"), "--model", "tsm_tiny", "--synthetic", "--synthetic-videos", "8",
+            "--synthetic-val-videos", "6", "--batch-size", "1", "--accum-steps", "2", "--workers", "0",
+            "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def torchrun(*extra: str) -> str:
+        done = subprocess.run(base + list(extra), capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    torchrun("--epochs", "2", "--out", str(tmp_path / "straight"))
+    out = torchrun("--epochs", "1", "--out", str(tmp_path / "resumed"))
+    assert "2 process(es) on cpu, 1 per process x 2 accumulation = 4 per step, 2 steps per epoch" in out
+    first = load(tmp_path / "resumed" / "last.pt")
+    assert len(first["rng"]) == 2 and first["config"]["world_size"] == 2 and first["step"] == 2
+    assert "resumed" in torchrun("--epochs", "2", "--out", str(tmp_path / "resumed"), "--resume", "auto")
+    a, b = load(tmp_path / "straight" / "last.pt"), load(tmp_path / "resumed" / "last.pt")
+    assert a["step"] == b["step"] == 4
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=1e-7)
