@@ -5,9 +5,15 @@
 >>> loss = ff.FFNLoss()(ff.forward_multi(model, {4: x4, 8: x8, 16: x16}), labels)
 >>> plain = ff.specialize(model, 8)
 """
+from .cascade import cascade
+from .checkpoints import import_checkpoint
+from .data import MultiFrameClips, SyntheticMotion, collate_clips, segment_indices, uniform_indices
 from .export import calibrate, specialize
+from .flops import profile
+from .hub import from_pretrained, push_to_hub, save_pretrained
 from .layers import ChannelScale, FrameNorm, FrameScale, InputScale, nearest_frames
 from .loss import FFNLoss
+from .models._registry import create_model, list_models
 from .surgery import (
     convert, forward_multi, frame_sets, frames, is_converted, load_state_dict, norm_types,
     register_norm, set_frames,
@@ -19,4 +25,7 @@ __all__ = [
     "convert", "register_norm", "norm_types", "is_converted", "frame_sets", "set_frames", "frames",
     "forward_multi", "load_state_dict", "FFNLoss", "specialize", "calibrate",
     "FrameNorm", "FrameScale", "InputScale", "ChannelScale", "nearest_frames",
+    "create_model", "list_models", "import_checkpoint", "profile", "cascade",
+    "save_pretrained", "from_pretrained", "push_to_hub",
+    "segment_indices", "uniform_indices", "MultiFrameClips", "collate_clips", "SyntheticMotion",
 ]

@@ -1,0 +1,378 @@
+"""The FFN paper's main table in miniature: single-H vs separate training (ST) vs FFN, on CPU.
+
+Same tiny TSM (``tsm_tiny``), same SyntheticMotion videos, same initial weights and
+the same number of optimizer steps for every model:
+
+- ``single_H``: trained at H frames only (the usual recipe);
+- ``separate`` (ST): one model per frame count, trained at L, M and H (three models;
+  as in the paper, ST's H model IS the single-H model);
+- ``ffn``: ONE model, ``ff.convert`` with ``TSM_ADAPTERS`` (time_dim=2), trained on the
+  L/M/H clips of every video at once with ``ff.forward_multi`` + ``ff.FFNLoss``.
+
+Every model is evaluated at L, M, H; FFN also at frame counts it never trained on, with
+the paper's nearest-branch rule ("nearest") and with a branch calibrated by
+``ff.calibrate`` on training clips of that count ("calibrated"); ST at those counts uses
+its nearest model ("separate_nearest"), ties to the larger count (the paper's rule).
+Mean and std (sample std, ddof=1; 0 for one seed) over seeds, in top-1 percent.
+
+Run (2-core CPU: ~10 min default, ~2-3 min ``--quick``):
+
+    OMP_WAIT_POLICY=PASSIVE PYTHONPATH=/tmp/plotdeps .venv/bin/python benchmarks/reproduce.py \\
+        --out benchmarks/results/reproduce.json --plot benchmarks/results/reproduce.png
+    .venv/bin/python benchmarks/reproduce.py --quick --out /tmp/quick.json
+
+``PYTHONPATH`` only has to point at a matplotlib install for ``--plot``; without
+matplotlib the PNG is skipped with a message. Prints the config, a markdown table and
+PASS/FAIL lines for the paper's three claims. ``--out`` JSON layout::
+
+    {"frame_sets": [4, 8, 16], "eval_frames": [...], "seeds": 3,
+     "top1": {"single_H" | "separate" | "ffn": {"T": {"mean": %, "std": %}}},        # T in L/M/H
+     "any_frame": {"nearest" | "calibrated" | "separate_nearest" | "single_H": {"T": {...}}},  # unseen T
+     "per_seed": {same keys as top1 and any_frame: {"T": [% per seed]}},
+     "claims": [{"claim", "pass", "detail"}], "config": {...}, "train_s": {...}, "wall_s": s}
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+
+# Sleeping (not spinning) OpenMP workers: the cores are shared with other jobs.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
+
+import frameflex as ff  # noqa: E402
+from _timing import markdown_table  # noqa: E402
+from frameflex.data import SyntheticMotion, collate_clips  # noqa: E402
+from frameflex.demo import DemoConfig, _evaluate, _loader, _train  # noqa: E402  (private: see report)
+from frameflex.layers import nearest_frames  # noqa: E402
+from frameflex.models.tsm import TSM_ADAPTERS, tsm_tiny  # noqa: E402
+
+#: The held-out videos: one fixed set for every seed (the demo's seed-0 test set), so the
+#: std over seeds is the spread of training, and every model is scored on the same clips.
+TEST_SEED = 1_000_000
+
+
+@dataclass
+class ReproConfig:
+    """Everything the numbers depend on (printed and saved with the results)."""
+
+    seeds: int = 3
+    first_seed: int = 0
+    steps: int = 300  # optimizer steps per model, the same for every model
+    batch_size: int = 16
+    lr: float = 3e-3
+    width: int = 8
+    num_classes: int = 8  # 4 directions x (slow, fast)
+    paced: bool = True
+    size: int = 32
+    video_frames: int = 32
+    noise: float = 0.03
+    clutter: float = 0.3
+    pace_ratio: float = 3.0
+    train_frames: tuple[int, ...] = (4, 8, 16)
+    eval_frames: tuple[int, ...] = (2, 4, 6, 8, 10, 12, 14, 16, 18, 20)
+    test_videos: int = 1024
+    calib_videos: int = 256  # training videos whose clips re-estimate a calibrated branch's BN stats
+    workers: int = 1  # one process renders videos while the main one trains
+    threads: int = 1
+    progress: bool = False
+
+    QUICK = dict(seeds=2, steps=100, test_videos=512, calib_videos=128)
+
+    def demo(self, seed: int, train_frames: tuple[int, ...]) -> DemoConfig:
+        """The demo's config for one model, so its loader/train/eval helpers run unchanged."""
+        return DemoConfig(seed=seed, steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                          num_classes=self.num_classes, paced=self.paced, width=self.width, size=self.size,
+                          video_frames=self.video_frames, train_frames=tuple(train_frames),
+                          eval_frames=self.eval_frames, test_videos=self.test_videos, workers=self.workers,
+                          device="cpu", progress=self.progress)
+
+    def data_kw(self) -> dict:
+        return dict(num_classes=self.num_classes, video_frames=self.video_frames, size=self.size,
+                    paced=self.paced, noise=self.noise, clutter=self.clutter, pace_ratio=self.pace_ratio)
+
+    def check(self) -> None:
+        for name in ("seeds", "steps", "batch_size", "test_videos", "calib_videos", "threads"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if len(self.train_frames) != 3 or sorted(self.train_frames) != list(self.train_frames):
+            raise ValueError(f"train_frames must be three increasing counts L M H, got {self.train_frames}")
+        missing = set(self.train_frames) - set(self.eval_frames)
+        if missing:
+            raise ValueError(f"eval_frames must include the trained counts; missing {sorted(missing)}")
+
+    @property
+    def unseen(self) -> list[int]:
+        return [t for t in self.eval_frames if t not in self.train_frames]
+
+
+# --------------------------------------------------------------------------- training and evaluation
+
+
+def train_model(cfg: ReproConfig, seed: int, frames: tuple[int, ...], ffn: bool) -> tuple[torch.nn.Module, float]:
+    """One tiny TSM trained for ``cfg.steps`` steps at ``frames`` (FFN: converted, all of them at once)."""
+    dcfg = cfg.demo(seed, frames)
+    torch.manual_seed(seed)  # same initial weights for every model of a seed
+    model = tsm_tiny(cfg.num_classes, width=cfg.width)
+    if ffn:
+        model = ff.convert(model, frame_sets=frames, adapters=[TSM_ADAPTERS], time_dim=2)
+    # The same videos for every model of a seed (rendered from (seed, index)); only the
+    # clips cut from them differ with the frame counts.
+    data = SyntheticMotion(cfg.steps * cfg.batch_size, frame_sets=frames, train=True, seed=seed, **cfg.data_kw())
+    name = "FFN" if ffn else f"{frames[0]}f"
+    seconds = _train(model, _loader(data, dcfg, train=True), dcfg, torch.device("cpu"), multi=ffn,
+                     desc=f"seed {seed} train {name}")
+    return model, seconds
+
+
+def test_loader(cfg: ReproConfig, frames) -> torch.utils.data.DataLoader:
+    """Held-out clips (centre sampling) at ``frames``; rendered on the fly, so nothing big stays in memory."""
+    data = SyntheticMotion(cfg.test_videos, frame_sets=tuple(frames), train=False, seed=TEST_SEED, **cfg.data_kw())
+    return _loader(data, cfg.demo(TEST_SEED, cfg.train_frames), train=False)
+
+
+def accuracy(cfg: ReproConfig, model: torch.nn.Module, frames) -> dict[int, float]:
+    """Top-1 in percent at each of ``frames`` (a converted model takes its nearest branch)."""
+    frames = sorted(frames)
+    return {t: 100.0 * a for t, a in _evaluate(model, test_loader(cfg, frames), frames, torch.device("cpu")).items()}
+
+
+def calibrated_accuracy(cfg: ReproConfig, model: torch.nn.Module, seed: int, frames: int) -> float:
+    """Top-1 at ``frames`` after ``ff.calibrate`` adds a branch with BN statistics of that count.
+
+    On a copy, so that calibrating one count never changes the branch another count picks.
+    The statistics come from training clips (random segment sampling) of the training videos.
+    """
+    model = copy.deepcopy(model)
+    data = SyntheticMotion(cfg.calib_videos, frame_sets=(frames,), train=True, seed=seed, **cfg.data_kw())
+    loader = torch.utils.data.DataLoader(data, batch_size=64, collate_fn=collate_clips,
+                                         generator=torch.Generator().manual_seed(seed))
+    torch.manual_seed(seed)  # the segment offsets of the calibration clips
+    ff.calibrate(model, loader, frames=frames, progress=False)
+    return accuracy(cfg, model, [frames])[frames]
+
+
+def run_seed(cfg: ReproConfig, seed: int, log=print) -> tuple[dict[str, dict[int, float]], dict[str, float]]:
+    """Every model and evaluation for one seed: ``{block: {T: top-1 %}}`` and training seconds."""
+    low, mid, high = cfg.train_frames
+    acc: dict[str, dict[int, float]] = {}
+    secs: dict[str, float] = {}
+
+    # ST: one plain model per trained count. Its H model is the single-H model (as in the paper).
+    st = {}
+    for t in (high, mid, low):
+        model, secs[f"st_{t}"] = train_model(cfg, seed, (t,), ffn=False)
+        # Each ST model is scored where the nearest-model rule would use it (and at its own T).
+        uses = sorted({t} | {n for n in cfg.eval_frames if nearest_frames(n, cfg.train_frames) == t})
+        if t == high:
+            uses = list(cfg.eval_frames)  # the single-H line: every count
+        st[t] = accuracy(cfg, model, uses)
+        log(f"  seed {seed}: ST {t:>2}f trained in {secs[f'st_{t}']:.0f} s; top-1 "
+            + ", ".join(f"{n}f {a:.1f}" for n, a in st[t].items()))
+        del model
+    acc["single_H"] = st[high]
+    acc["separate"] = {t: st[t][t] for t in cfg.train_frames}
+    acc["separate_nearest"] = {n: st[nearest_frames(n, cfg.train_frames)][n] for n in cfg.unseen}
+
+    model, secs["ffn"] = train_model(cfg, seed, tuple(cfg.train_frames), ffn=True)
+    every = accuracy(cfg, model, cfg.eval_frames)
+    acc["ffn"] = {t: every[t] for t in cfg.train_frames}
+    acc["nearest"] = {n: every[n] for n in cfg.unseen}
+    acc["calibrated"] = {n: calibrated_accuracy(cfg, model, seed, n) for n in cfg.unseen}
+    log(f"  seed {seed}: FFN trained in {secs['ffn']:.0f} s; top-1 "
+        + ", ".join(f"{n}f {a:.1f}" for n, a in every.items())
+        + "; calibrated " + ", ".join(f"{n}f {a:.1f}" for n, a in acc["calibrated"].items()))
+    return acc, secs
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def mean_std(xs: list[float]) -> dict[str, float]:
+    return {"mean": round(statistics.fmean(xs), 2), "std": round(statistics.stdev(xs), 2) if len(xs) > 1 else 0.0}
+
+
+def claims(cfg: ReproConfig, m: dict[str, dict[int, float]]) -> list[dict]:
+    """The paper's claims on the seed means (top-1 points); ``m[block][T]`` is a mean."""
+    low, mid, high = cfg.train_frames
+    drop = m["single_H"][high] - m["single_H"][low]
+    out = [{"claim": f"single_H loses >= 10 points at L={low} vs H={high}", "pass": drop >= 10,
+            "detail": f"{m['single_H'][high]:.1f} at {high}f -> {m['single_H'][low]:.1f} at {low}f ({-drop:+.1f})"}]
+    gaps = {t: m["ffn"][t] - m["separate"][t] for t in cfg.train_frames}
+    out.append({"claim": f"FFN >= ST at L, M, H ({low}/{mid}/{high})", "pass": all(g >= 0 for g in gaps.values()),
+                "detail": ", ".join(f"{t}f {g:+.1f}" for t, g in gaps.items())})
+    for block, name in (("nearest", "FFN nearest branch"), ("calibrated", "FFN calibrated")):
+        gaps = {n: m[block][n] - m["separate_nearest"][n] for n in cfg.unseen}
+        out.append({"claim": f"{name} >= nearest ST model at unseen counts "
+                             f"({'/'.join(map(str, cfg.unseen))})"
+                             + ("" if block == "nearest" else " [extra, not in the paper]"),
+                    "pass": all(g >= 0 for g in gaps.values()),
+                    "detail": ", ".join(f"{n}f {g:+.1f}" for n, g in gaps.items())})
+    return out
+
+
+def table(cfg: ReproConfig, summary: dict[str, dict[int, dict]]) -> str:
+    """Rows: frame counts (``*`` = unseen by FFN and ST); cells: mean ± std top-1 (%)."""
+    def cell(block: str, t: int) -> str:
+        v = summary.get(block, {}).get(t)
+        return "-" if v is None else f"{v['mean']:.1f} ± {v['std']:.1f}"
+
+    rows = []
+    for t in cfg.eval_frames:
+        seen = t in cfg.train_frames
+        rows.append([f"{t}" + ("" if seen else "*"), cell("single_H", t),
+                     cell("separate" if seen else "separate_nearest", t),
+                     cell("ffn" if seen else "nearest", t), cell("ffn" if seen else "calibrated", t)])
+    return markdown_table(["frames", "single_H", "separate (ST)", "FFN nearest", "FFN calibrated"], rows)
+
+
+def plot(cfg: ReproConfig, summary: dict[str, dict[int, dict]], path: str, log=print) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log(f"matplotlib is not installed: skipping the plot {path}")
+        return
+
+    def line(*blocks: str):
+        ts = [t for t in cfg.eval_frames if any(t in summary[b] for b in blocks)]
+        vals = [next(summary[b][t] for b in blocks if t in summary[b]) for t in ts]
+        return ts, [v["mean"] for v in vals], [v["std"] for v in vals]
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for (blocks, label, style) in (
+        (("single_H",), f"single_H (trained at {cfg.train_frames[-1]} only)", "s-"),
+        (("separate", "separate_nearest"), "separate / ST (nearest of 3 models)", "^-"),
+        (("ffn", "nearest"), "FFN, nearest branch", "o-"),
+        (("ffn", "calibrated"), "FFN, calibrated branch", "d--"),
+    ):
+        ts, mean, std = line(*blocks)
+        ax.errorbar(ts, mean, yerr=std, fmt=style, capsize=3, label=label, markersize=5)
+    for t in cfg.train_frames:
+        ax.axvline(t, color="grey", lw=0.6, ls=":")
+    ax.set_xticks(list(cfg.eval_frames))
+    ax.set_xlabel("frames at test (dotted: trained counts L/M/H)")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(f"tsm_tiny on SyntheticMotion, mean ± std over {cfg.seeds} seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    log(f"plot: {path}")
+
+
+def compact_json(obj) -> str:
+    """Indented JSON with each innermost object / list of scalars on one line (small, diffable)."""
+    text = json.dumps(obj, indent=1)
+    return re.sub(r"[\[{][^\[\]{}]*[\]}]", lambda m: re.sub(r"\s*\n\s*", " ", m.group(0)), text)
+
+
+def machine() -> str:
+    return (f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
+
+
+def run(cfg: ReproConfig, out: str | None = None, plot_path: str | None = None, log=print) -> dict:
+    cfg.check()
+    torch.set_num_threads(cfg.threads)
+    start = time.perf_counter()
+    log(f"# reproduce: {machine()}")
+    log(f"# config: {json.dumps(dataclasses.asdict(cfg))}")
+    seeds = list(range(cfg.first_seed, cfg.first_seed + cfg.seeds))
+    per_seed: dict[str, dict[int, list[float]]] = {}
+    train_s: dict[str, list[float]] = {}
+    for seed in seeds:
+        acc, secs = run_seed(cfg, seed, log)
+        for block, row in acc.items():
+            for t, a in row.items():
+                per_seed.setdefault(block, {}).setdefault(t, []).append(round(a, 2))
+        for k, s in secs.items():
+            train_s.setdefault(k, []).append(round(s, 1))
+    summary = {block: {t: mean_std(xs) for t, xs in row.items()} for block, row in per_seed.items()}
+    results = {
+        "frame_sets": list(cfg.train_frames),
+        "eval_frames": list(cfg.eval_frames),
+        "seeds": cfg.seeds,
+        "top1": {b: {str(t): summary[b][t] for t in cfg.train_frames} for b in ("single_H", "separate", "ffn")},
+        "any_frame": {
+            "nearest": {str(t): v for t, v in summary["nearest"].items()},
+            "calibrated": {str(t): v for t, v in summary["calibrated"].items()},
+            "separate_nearest": {str(t): v for t, v in summary["separate_nearest"].items()},
+            "single_H": {str(t): v for t, v in summary["single_H"].items() if t in cfg.unseen},
+        },
+        "per_seed": {b: {str(t): xs for t, xs in row.items()} for b, row in per_seed.items()},
+        "claims": claims(cfg, {b: {t: v["mean"] for t, v in row.items()} for b, row in summary.items()}),
+        "config": {**dataclasses.asdict(cfg), "seed_list": seeds, "test_seed": TEST_SEED,
+                   "machine": machine(), "model": "tsm_tiny", "optimizer": "AdamW wd 0.01, one-cycle (frameflex.demo)"},
+        "train_s": train_s,
+    }
+    results["wall_s"] = round(time.perf_counter() - start, 1)
+
+    log("")
+    log(f"top-1 (%) on {cfg.test_videos} held-out SyntheticMotion videos, mean ± std over seeds {seeds}; "
+        f"{cfg.steps} steps of batch {cfg.batch_size} per model")
+    log(table(cfg, summary))
+    log("* not trained by FFN or ST: 'separate (ST)' is the nearest ST model, 'FFN nearest' the nearest "
+        "branch, 'FFN calibrated' a new branch from ff.calibrate; at trained counts both FFN columns are FFN's own branch.")
+    log("")
+    for c in results["claims"]:
+        log(f"{'PASS' if c['pass'] else 'FAIL'}: {c['claim']}: {c['detail']}")
+    log(f"wall time {results['wall_s']:.0f} s")
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w") as f:
+            f.write(compact_json(results) + "\n")
+        log(f"results: {out}")
+    if plot_path:
+        plot(cfg, summary, plot_path, log)
+    return results
+
+
+def parse_config(argv=None) -> tuple[ReproConfig, argparse.Namespace]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help=f"smaller budget (~2-3 min): {ReproConfig.QUICK}")
+    p.add_argument("--out", default=None, help="write the results JSON here")
+    p.add_argument("--plot", default=None, help="write a PNG of top-1 vs frame count here (needs matplotlib)")
+    defaults = ReproConfig()
+    for f in dataclasses.fields(ReproConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        elif "tuple" in str(f.type):
+            p.add_argument(flag, type=int, nargs="+", default=None)
+        else:
+            p.add_argument(flag, type=type(getattr(defaults, f.name)), default=None)
+    args = p.parse_args(argv)
+    kw = dict(ReproConfig.QUICK) if args.quick else {}
+    for f in dataclasses.fields(ReproConfig):
+        v = getattr(args, f.name)
+        if v is not None:
+            kw[f.name] = tuple(v) if isinstance(v, list) else v
+    return ReproConfig(**kw), args
+
+
+def main(argv=None) -> dict:
+    cfg, args = parse_config(argv)
+    return run(cfg, out=args.out, plot_path=args.plot)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""``python -m frameflex``: the same as the ``frameflex`` command."""
+
+import sys
+
+from frameflex.cli import main
+
+sys.exit(main())

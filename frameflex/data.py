@@ -1,0 +1,434 @@
+"""Frame sampling, multi-frame clips and a synthetic motion dataset.
+
+FFN trains one model on several frame counts at once: every video yields one
+clip per frame count, each sampled independently (TSN segment sampling), and
+all of them share ONE spatial augmentation. This module provides exactly
+that, plus :class:`SyntheticMotion`, a tiny dataset whose classes can only be
+told apart by how things move (like Something-Something), not by how a frame
+looks, so the frame-count effect can be seen on a CPU in minutes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Union
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "segment_indices",
+    "uniform_indices",
+    "MultiFrameClips",
+    "collate_clips",
+    "SyntheticMotion",
+]
+
+Sampler = Callable[..., Tensor]
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _randint(high: int, size: int, generator: torch.Generator | None) -> Tensor:
+    return torch.randint(high, (size,), generator=generator)
+
+
+def _centre_indices(num_frames: int, num_segments: int) -> Tensor:
+    # TSM's _get_test_indices: the middle frame of each of T equal segments.
+    tick = num_frames / num_segments
+    return torch.tensor([int(tick / 2.0 + tick * i) for i in range(num_segments)], dtype=torch.long)
+
+
+def segment_indices(
+    num_frames: int,
+    num_segments: int,
+    train: bool,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """0-based frame indices by TSN segment sampling, as in the official TSM code.
+
+    The video is cut into ``num_segments`` equal segments; training takes a
+    random frame in each (``_sample_indices``), testing the centre frame
+    (``_get_test_indices``). Videos shorter than ``num_segments`` repeat frames
+    evenly (centre formula) in both modes instead of TSM's all-zero indices.
+
+    Example:
+        >>> segment_indices(32, 4, train=False).tolist()
+        [4, 12, 20, 28]
+        >>> idx = segment_indices(32, 4, train=True)  # one random frame in each 8-frame segment
+        >>> bool(((idx // 8) == torch.arange(4)).all())
+        True
+    """
+    _check_positive_int("num_frames", num_frames)
+    _check_positive_int("num_segments", num_segments)
+    average_duration = num_frames // num_segments
+    if not train or average_duration == 0:
+        return _centre_indices(num_frames, num_segments)
+    offsets = torch.arange(num_segments) * average_duration
+    return offsets + _randint(average_duration, num_segments, generator)
+
+
+def uniform_indices(
+    num_frames: int,
+    num_segments: int,
+    stride: int | None = None,
+    train: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """0-based frame indices spaced evenly over the video or with a fixed stride.
+
+    ``stride=None`` spreads ``num_segments`` frames over the whole video
+    (``linspace(0, n - 1, T)`` rounded); deterministic in both modes.
+    ``stride=s`` takes every s-th frame of a window of ``T * s`` frames
+    (SlowFast style): random window start in training, centred at test, and
+    indices clamped into the video when it is shorter than the window.
+
+    Example:
+        >>> uniform_indices(32, 4).tolist()
+        [0, 10, 21, 31]
+        >>> uniform_indices(32, 4, stride=2).tolist()  # centred 8-frame window
+        [12, 14, 16, 18]
+    """
+    _check_positive_int("num_frames", num_frames)
+    _check_positive_int("num_segments", num_segments)
+    if stride is None:
+        return torch.linspace(0, num_frames - 1, num_segments).round().long()
+    _check_positive_int("stride", stride)
+    window = num_segments * stride
+    slack = max(num_frames - window, 0)
+    if train and slack > 0:
+        start = int(_randint(slack + 1, 1, generator).item())
+    else:
+        start = slack // 2
+    idx = start + torch.arange(num_segments) * stride
+    return idx.clamp_(0, num_frames - 1)
+
+
+def _uniform_sampler(n: int, t: int, train: bool, generator: torch.Generator | None) -> Tensor:
+    return uniform_indices(n, t, train=train, generator=generator)
+
+
+# Module-level functions, not lambdas: datasets must pickle for DataLoader workers under spawn.
+_SAMPLERS: dict[str, Sampler] = {"segment": segment_indices, "uniform": _uniform_sampler}
+
+
+class MultiFrameClips:
+    """Turn one decoded video (N, C, H, W) into ``{T: clip (C, T, H, W)}`` for every T.
+
+    Each frame count's indices are sampled independently (as FFN does), and
+    the spatial ``transform`` runs ONCE on the stacked union of the needed
+    frames, because FFN's clips of one video must share one augmentation
+    (same crop, same flip) so that the only thing that differs between the
+    branches is the frame count.
+
+    Args:
+        frame_sets: the frame counts to produce, e.g. ``(4, 8, 16)``.
+        train: random sampling (training) or deterministic centre sampling.
+        sampler: ``"segment"`` (TSN), ``"uniform"`` (evenly spaced), or a callable
+            ``sampler(num_frames, num_segments, train=..., generator=...) -> LongTensor``,
+            e.g. ``functools.partial(uniform_indices, stride=2)``.
+        transform: any callable on a (N, C, H, W) tensor, applied to all frames at
+            once (``torchvision.transforms.v2`` draws its random parameters once per
+            call, so every frame and every clip gets the same crop/flip).
+        generator: torch generator for the sampling. Default None uses the global RNG,
+            which DataLoader seeds differently in each worker (a shared generator
+            would be copied into every worker and repeat the same draws).
+
+    Example:
+        >>> clips = MultiFrameClips((4, 8), train=False)
+        >>> out = clips(torch.rand(32, 3, 16, 16))
+        >>> {t: tuple(c.shape) for t, c in out.items()}
+        {4: (3, 4, 16, 16), 8: (3, 8, 16, 16)}
+    """
+
+    def __init__(
+        self,
+        frame_sets: Iterable[int],
+        train: bool = True,
+        sampler: Union[str, Sampler] = "segment",
+        transform: Callable[[Tensor], Tensor] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        frame_sets = tuple(frame_sets)
+        if not frame_sets:
+            raise ValueError("frame_sets must name at least one frame count, got ()")
+        for t in frame_sets:
+            _check_positive_int("frame count in frame_sets", t)
+        if len(set(frame_sets)) != len(frame_sets):
+            raise ValueError(f"frame_sets has duplicates: {frame_sets}")
+        if isinstance(sampler, str):
+            if sampler not in _SAMPLERS:
+                raise ValueError(f"unknown sampler {sampler!r}; use one of {sorted(_SAMPLERS)} or a callable")
+            sampler = _SAMPLERS[sampler]
+        elif not callable(sampler):
+            raise TypeError(f"sampler must be a name or a callable, got {type(sampler).__name__}")
+        self.frame_sets = frame_sets
+        self.train = train
+        self.sampler = sampler
+        self.transform = transform
+        self.generator = generator
+
+    def indices(self, num_frames: int) -> dict[int, Tensor]:
+        """The sampled frame indices for each frame count (independent draws)."""
+        out = {}
+        for t in self.frame_sets:
+            idx = self.sampler(num_frames, t, train=self.train, generator=self.generator)
+            idx = torch.as_tensor(idx, dtype=torch.long)
+            if idx.shape != (t,) or (idx < 0).any() or (idx >= num_frames).any():
+                raise ValueError(
+                    f"sampler returned indices {idx.tolist()} for T={t}; expected {t} indices in [0, {num_frames})"
+                )
+            out[t] = idx
+        return out
+
+    def __call__(self, video: Tensor) -> dict[int, Tensor]:
+        if not isinstance(video, Tensor) or video.dim() != 4:
+            shape = tuple(video.shape) if isinstance(video, Tensor) else type(video).__name__
+            raise ValueError(f"video must be a (N, C, H, W) tensor with frames first, got {shape}")
+        per_t = self.indices(video.shape[0])
+        union = torch.unique(torch.cat(list(per_t.values())))  # sorted
+        frames = video[union]
+        if self.transform is not None:
+            frames = self.transform(frames)
+            if not isinstance(frames, Tensor) or frames.dim() != 4 or frames.shape[0] != union.numel():
+                got = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
+                raise ValueError(f"transform must map (N, C, H, W) to (N, C, H', W'), got {got} for N={union.numel()}")
+        return {t: frames[torch.searchsorted(union, idx)].transpose(0, 1).contiguous() for t, idx in per_t.items()}
+
+
+def collate_clips(batch: Sequence[Any]) -> Union[dict[int, Tensor], tuple[dict[int, Tensor], Tensor]]:
+    """``collate_fn`` for a DataLoader over ``({T: clip}, label)`` or ``{T: clip}`` items.
+
+    Returns ``({T: (B, C, T, H, W)}, labels)`` (or only the dict). Labels may be
+    ints (-> LongTensor) or tensors such as soft targets (-> stacked).
+
+    Example:
+        >>> item = ({4: torch.zeros(3, 4, 8, 8), 8: torch.zeros(3, 8, 8, 8)}, 1)
+        >>> clips, y = collate_clips([item, item])
+        >>> tuple(clips[8].shape), y.tolist()
+        ((2, 3, 8, 8, 8), [1, 1])
+    """
+    if len(batch) == 0:
+        raise ValueError("collate_clips got an empty batch")
+    with_labels = isinstance(batch[0], (tuple, list))
+    dicts, labels = [], []
+    for i, item in enumerate(batch):
+        if isinstance(item, (tuple, list)) != with_labels:
+            raise ValueError(f"batch item {i} is {type(item).__name__}; mix of labelled and unlabelled items")
+        d, *rest = item if with_labels else (item,)
+        if with_labels and len(rest) != 1:
+            raise ValueError(f"batch item {i} must be (clips, label), got a {type(item).__name__} of length {len(item)}")
+        if not isinstance(d, Mapping):
+            raise ValueError(f"batch item {i}: clips must be a dict {{T: clip}}, got {type(d).__name__}")
+        dicts.append(d)
+        if with_labels:
+            labels.append(rest[0])
+    keys = sorted(dicts[0])
+    for i, d in enumerate(dicts):
+        if sorted(d) != keys:
+            raise ValueError(f"batch item {i} has frame counts {sorted(d)}, item 0 has {keys}")
+    clips = {t: torch.stack([d[t] for d in dicts]) for t in keys}
+    if not with_labels:
+        return clips
+    if all(isinstance(y, Tensor) for y in labels):
+        y = torch.stack(labels)
+    elif all(isinstance(y, int) and not isinstance(y, bool) for y in labels):
+        y = torch.tensor(labels, dtype=torch.long)
+    else:
+        kinds = sorted({type(y).__name__ for y in labels})
+        raise ValueError(f"labels must be all ints or all tensors, got {kinds}")
+    return clips, y
+
+
+# --------------------------------------------------------------------------- synthetic data
+
+
+class SyntheticMotion(torch.utils.data.Dataset):
+    """Synthetic videos whose class is a motion direction, not an appearance.
+
+    A textured two-colour square on a noisy textured background moves left,
+    right, up or down (wrapping around the frame), grows, shrinks, or rotates
+    clockwise / counter-clockwise. Start position, angle, size, colours,
+    speed and background are random, and their per-frame distribution is the
+    same for every class, so a single frame does not reveal the label: only the
+    temporal order does (like Something-Something). Videos are generated on
+    the fly, deterministically from ``(seed, index)``; use another ``seed`` for a
+    held-out split.
+
+    With ``paced=True`` every motion comes in a slow and a fast version
+    (``"left slow"``, ``"left fast"``, ...; the slow one ``pace_ratio`` times slower).
+    Then the class also depends on how far the object moves between two
+    sampled frames, which is what changes with the frame count: the setting
+    where a model trained at one frame count misreads clips of another.
+
+    Args:
+        num_videos: length of the dataset.
+        num_classes: how many of :attr:`classes` to use (first ones), 2 to 8
+            (2 to 16 with ``paced``).
+        video_frames: frames per raw video.
+        size: frame height and width in pixels.
+        frame_sets: clip frame counts returned by ``__getitem__``.
+        train: random segment sampling (True) or centre sampling (False).
+        seed: selects the videos.
+        transform: spatial transform on the (N, C, H, W) frame stack, shared by all clips.
+        speed: range of displacement per raw frame, in pixels for a 32-px frame
+            (scaled with ``size``); rotation and scaling use matching rates.
+        noise: std of the per-frame pixel noise.
+        clutter: contrast of the static background texture (0: flat grey).
+        paced: slow and fast version of each motion, as separate classes.
+        pace_ratio: how many times slower the slow version is.
+
+    Example:
+        >>> ds = SyntheticMotion(16, num_classes=4, frame_sets=(4, 8), train=False)
+        >>> clips, label = ds[0]
+        >>> tuple(clips[8].shape), ds.classes[label]
+        ((3, 8, 32, 32), 'left')
+        >>> SyntheticMotion(16, num_classes=4, paced=True).classes
+        ['left slow', 'left fast', 'right slow', 'right fast']
+    """
+
+    #: The motions, in label order (without ``paced``).
+    CLASSES = ("left", "right", "up", "down", "grow", "shrink", "rotate_cw", "rotate_ccw")
+
+    def __init__(
+        self,
+        num_videos: int,
+        num_classes: int = 8,
+        video_frames: int = 32,
+        size: int = 32,
+        frame_sets: Iterable[int] = (4, 8, 16),
+        train: bool = True,
+        seed: int = 0,
+        transform: Callable[[Tensor], Tensor] | None = None,
+        speed: tuple[float, float] = (0.8, 1.2),
+        noise: float = 0.03,
+        clutter: float = 0.3,
+        paced: bool = False,
+        pace_ratio: float = 3.0,
+    ) -> None:
+        _check_positive_int("num_videos", num_videos)
+        _check_positive_int("video_frames", video_frames)
+        _check_positive_int("size", size)
+        most = len(self.CLASSES) * (2 if paced else 1)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 2 <= num_classes <= most:
+            raise ValueError(f"num_classes must be an int in [2, {most}] (paced={paced}), got {num_classes!r}")
+        lo, hi = speed
+        if not 0 < lo <= hi:
+            raise ValueError(f"speed must be (low, high) with 0 < low <= high, got {speed!r}")
+        if not pace_ratio > 1:
+            raise ValueError(f"pace_ratio must be > 1, got {pace_ratio!r}")
+        self.num_videos = num_videos
+        self.num_classes = num_classes
+        self.video_frames = video_frames
+        self.size = size
+        self.seed = seed
+        self.speed = (float(lo), float(hi))
+        self.noise = float(noise)
+        self.clutter = float(clutter)
+        self.paced = paced
+        self.pace_ratio = float(pace_ratio)
+        self.clips = MultiFrameClips(frame_sets, train=train, sampler="segment", transform=transform)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names, index = label."""
+        if self.paced:
+            return [f"{m} {p}" for m in self.CLASSES for p in ("slow", "fast")][: self.num_classes]
+        return list(self.CLASSES[: self.num_classes])
+
+    @property
+    def frame_sets(self) -> tuple[int, ...]:
+        return self.clips.frame_sets
+
+    def __len__(self) -> int:
+        return self.num_videos
+
+    def label(self, index: int) -> int:
+        """The label of video ``index`` (classes cycle, so any prefix is balanced)."""
+        return index % self.num_classes
+
+    def __getitem__(self, index: int) -> tuple[dict[int, Tensor], int]:
+        video, label = self.video(index)
+        return self.clips(video), label
+
+    def video(self, index: int) -> tuple[Tensor, int]:
+        """The raw video (N, C, H, W) float in [0, 1] and its label, for ``index``."""
+        if isinstance(index, bool) or not isinstance(index, int) or not -self.num_videos <= index < self.num_videos:
+            raise IndexError(f"index {index!r} out of range for SyntheticMotion of {self.num_videos} videos")
+        index %= self.num_videos
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + index) % (2**63))
+        label = self.label(index)
+        return self._render(label, g), label
+
+    def _render(self, label: int, g: torch.Generator) -> Tensor:
+        n, s = self.video_frames, self.size
+        scale = s / 32.0  # motion and sizes are defined for a 32-px frame
+
+        def u(*shape: int) -> Tensor:
+            return torch.rand(shape, generator=g)
+
+        t = torch.arange(n, dtype=torch.float32)
+        speed = (self.speed[0] + (self.speed[1] - self.speed[0]) * u(1)) * scale  # px / frame
+        cls = self.CLASSES[label // 2 if self.paced else label]
+        if self.paced and label % 2 == 0:
+            speed = speed / self.pace_ratio
+        # Scaling classes change size at a rate tied to their speed; the others draw their
+        # size as if they did, with an independent speed, so size does not give the class away.
+        size_speed = speed if cls in ("grow", "shrink") else (
+            self.speed[0] + (self.speed[1] - self.speed[0]) * u(1)) * scale
+
+        # Half-size: the same trapezoid-shaped per-frame distribution for every class,
+        # so object size in one frame says nothing about grow/shrink.
+        h_lo, h_hi = 3.0 * scale, 9.0 * scale
+        log_range = math.log(h_hi / h_lo)
+        growth = size_speed / (4.0 * scale) * 0.12  # log-size change per frame
+        span = (growth * (n - 1)).clamp(max=log_range * 0.9)
+        start = u(1) * (log_range - span)
+        log_h = start + u(1) * span  # a random point of a would-be trajectory
+        if cls == "grow":
+            log_h = start + growth * t
+        elif cls == "shrink":
+            log_h = start + span - growth * t
+        else:
+            log_h = log_h.expand(n)
+        half = h_lo * torch.exp(log_h)
+
+        cx = u(1) * s + torch.zeros(n)
+        cy = u(1) * s + torch.zeros(n)
+        if cls in ("left", "right"):
+            cx = cx + (1 if cls == "right" else -1) * speed * t
+        elif cls in ("up", "down"):
+            cy = cy + (1 if cls == "down" else -1) * speed * t
+        omega = speed / (6.0 * scale)  # rad / frame: a corner ~6 px out moves about `speed` px
+        angle = u(1) * 2 * math.pi + torch.zeros(n)
+        if cls in ("rotate_cw", "rotate_ccw"):
+            angle = angle + (1 if cls == "rotate_cw" else -1) * omega * t
+
+        # Pixel offsets from the object centre on a torus, so motion wraps around.
+        coords = torch.arange(s, dtype=torch.float32) + 0.5
+        dx = torch.remainder(coords.view(1, 1, s) - cx.view(n, 1, 1) + s / 2, s) - s / 2
+        dy = torch.remainder(coords.view(1, s, 1) - cy.view(n, 1, 1) + s / 2, s) - s / 2
+        cos, sin = torch.cos(angle).view(n, 1, 1), torch.sin(angle).view(n, 1, 1)
+        a = cos * dx + sin * dy  # object frame coordinates, in pixels
+        b = -sin * dx + cos * dy
+        h = half.view(n, 1, 1)
+        inside = (h - torch.maximum(a.abs(), b.abs()) + 0.5).clamp(0, 1)  # ~1 px anti-aliased edge
+        split = torch.sigmoid(2.0 * a)  # two colours split along one axis: shows rotation
+        stripe = 0.5 + 0.5 * torch.cos(b * (2 * math.pi / (2.5 * scale)))  # texture
+
+        c1, c2 = u(3, 1, 1, 1), u(3, 1, 1, 1)
+        obj = c1 * (1 - split) + c2 * split  # (3, n, s, s)
+        obj = obj * (0.75 + 0.25 * stripe)
+
+        # Static low-frequency coloured background plus per-frame noise.
+        coarse = max(2, s // 8)
+        bg = torch.nn.functional.interpolate(u(1, 3, coarse, coarse), size=(s, s), mode="bilinear", align_corners=False)
+        bg = 0.5 + self.clutter * (bg[0].unsqueeze(1) - 0.5)  # (3, 1, s, s)
+        video = bg * (1 - inside) + obj * inside
+        video = video + self.noise * torch.randn(video.shape, generator=g)
+        return video.clamp_(0, 1).transpose(0, 1).contiguous()  # (n, 3, s, s)
