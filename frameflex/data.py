@@ -307,7 +307,7 @@ class SyntheticMotion(torch.utils.data.Dataset):
         transform: Callable[[Tensor], Tensor] | None = None,
         speed: tuple[float, float] = (0.8, 1.2),
         noise: float = 0.03,
-        clutter: float = 0.3,
+        clutter: float = 0.1,
         paced: bool = False,
         pace_ratio: float = 3.0,
     ) -> None:

@@ -42,7 +42,7 @@ class DemoConfig:
     steps: int = 400
     batch_size: int = 16
     lr: float = 3e-3
-    num_classes: int = 8  # 4 directions x (slow, fast)
+    num_classes: int = 4  # left/right x slow/fast
     paced: bool = True
     width: int = 16
     size: int = 32

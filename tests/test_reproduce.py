@@ -1,0 +1,85 @@
+"""benchmarks/reproduce.py and benchmarks/cascade.py run end to end on tiny budgets (numbers mean nothing)."""
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parent.parent / "benchmarks"
+# Seconds, not minutes: 2 seeds so that std is computed, 3 steps, a handful of videos.
+TINY = ["--steps", "3", "--batch-size", "4", "--test-videos", "16", "--calib-videos", "8", "--workers", "0",
+        "--no-progress"]
+
+
+def _module(name):
+    return runpy.run_path(str(BENCH / f"{name}.py"))
+
+
+def test_reproduce_writes_every_block_and_prints_the_claims(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    res = _module("reproduce")["main"](TINY + ["--seeds", "2", "--eval-frames", "2", "4", "6", "8", "12", "16", "20",
+                                              "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(res))  # what is printed is what is saved
+    assert res["frame_sets"] == [4, 8, 16] and res["seeds"] == 2
+    for block in ("single_H", "separate", "ffn"):
+        assert sorted(res["top1"][block], key=int) == ["4", "8", "16"]
+    for block in ("nearest", "calibrated", "separate_nearest", "single_H"):
+        assert sorted(res["any_frame"][block], key=int) == ["2", "6", "12", "20"]
+    cells = [v for group in (res["top1"], res["any_frame"]) for b in group.values() for v in b.values()]
+    assert all(0 <= v["mean"] <= 100 and v["std"] >= 0 for v in cells)
+    assert all(len(xs) == 2 for b in res["per_seed"].values() for xs in b.values())
+    # As in the paper, ST's H model is the single-H model.
+    assert res["top1"]["separate"]["16"] == res["top1"]["single_H"]["16"]
+    text = capsys.readouterr().out
+    assert "| frames |" in text and "| 2*" in text and "| 16 " in text
+    assert sum(line.startswith(("PASS: ", "FAIL: ")) for line in text.splitlines()) == 4
+    assert res["config"]["steps"] == 3 and res["wall_s"] > 0
+
+
+def test_reproduce_plot_or_a_message(tmp_path, capsys):
+    mod = _module("reproduce")
+    png = tmp_path / "acc.png"
+    mod["main"](TINY + ["--seeds", "1", "--eval-frames", "4", "6", "8", "16", "--plot", str(png)])
+    text = capsys.readouterr().out
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "matplotlib is not installed: skipping the plot" in text and not png.exists()
+    else:
+        assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_reproduce_is_deterministic():
+    main = _module("reproduce")["main"]
+    args = TINY + ["--seeds", "1", "--eval-frames", "4", "6", "8", "16"]
+    a, b = main(args), main(args)
+    assert a["per_seed"] == b["per_seed"]
+
+
+def test_reproduce_rejects_bad_configs():
+    main = _module("reproduce")["main"]
+    with pytest.raises(ValueError, match="eval_frames must include"):
+        main(TINY + ["--eval-frames", "4", "8"])
+    with pytest.raises(ValueError, match="train_frames"):
+        main(TINY + ["--train-frames", "8", "4", "16"])
+
+
+def test_cascade_counts_every_frame_count_a_clip_ran(tmp_path, capsys):
+    out = tmp_path / "c.json"
+    res = _module("cascade")["main"](TINY + ["--seeds", "1", "--thresholds", "0", "0.5", "1", "--out", str(out)])
+    assert json.loads(out.read_text())["goal"] == res["goal"]
+    g = {int(t): v for t, v in res["gmacs"].items()}
+    assert g[4] < g[8] < g[16]
+    rows = {r["threshold"]: r for r in res["cascade"]}
+    # threshold 0: every clip stops at L (cost of L); threshold 1: every clip runs L, M and H.
+    assert rows[0.0]["stopped"] == {"4": 100.0, "8": 0.0, "16": 0.0}
+    assert rows[0.0]["gmacs"]["mean"] == pytest.approx(g[4], rel=1e-4)
+    assert rows[1.0]["stopped"]["16"] == 100.0
+    assert rows[1.0]["gmacs"]["mean"] == pytest.approx(g[4] + g[8] + g[16], rel=1e-4)
+    assert rows[1.0]["top1"] == res["fixed"]["16"]["top1"]  # all at H = fixed H
+    assert rows[0.0]["top1"] == res["fixed"]["4"]["top1"]
+    text = capsys.readouterr().out
+    assert "| fixed 16f" in text and "| cascade 0.5" in text
+    assert any(line.startswith(("PASS: ", "FAIL: ")) for line in text.splitlines())
