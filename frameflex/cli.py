@@ -7,6 +7,7 @@ Add a subcommand by writing ``_add_NAME(subparsers)`` (its arguments) and
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -27,7 +28,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="optimizer steps per model (default 600; --quick: 12)")
     p.add_argument("--quick", action="store_true", help="a tiny budget (seconds) for smoke tests; numbers mean nothing")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice, leaving one core to the data worker)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
@@ -40,6 +42,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.threads <= 0:
             raise SystemExit(f"frameflex demo: --threads must be positive, got {args.threads}")
         torch.set_num_threads(args.threads)
+    else:
+        # One core renders the synthetic videos; more threads than cores makes small ops crawl.
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1)))
     kw = dict(seed=args.seed, device=args.device, progress=not args.no_progress)
     if args.steps is not None:
         if args.steps <= 0:
