@@ -13,15 +13,6 @@ from frameflex import datasets
 from frameflex.datasets import MultiScaleCrop, VideoList, eval_transform, train_transform, transforms_for
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny inputs: one thread is fastest, and steady when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def write_videos(folder: Path, num_videos: int = 6, num_frames: int = 12, size: int = 40, num_classes: int = 4,
                  image_tmpl: str = "{:05d}.jpg", index_base: int = 1, seed: int = 0) -> Path:
     """SyntheticMotion videos as JPEG frame folders under ``folder/frames`` and a list file ``folder/list.txt``.

@@ -18,15 +18,6 @@ from frameflex.evaluate import evaluate, format_table, main
 CLASSES = 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny inputs: one thread is fastest, and steady when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _trained(frame_sets=(4, 8), seed=0):
     """A tsm_tiny whose branches differ, as after training (so the branch choice matters)."""
     torch.manual_seed(seed)

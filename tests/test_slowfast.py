@@ -53,16 +53,6 @@ BLOCKS = 3 + 4 + 6 + 3  # bottlenecks per pathway
 SMALL = {"width": 16}  # a thin SlowFast (same structure) where full width is not needed
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # These full-size 3D convs run several times faster on one thread when the CPU is shared
-    # (two threads spin-wait for each other); restored for the other test files.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @functools.cache
 def _fixture(name: str) -> dict:
     return load_fixture(name)

@@ -20,15 +20,6 @@ TINY = ["--model", "tsm_tiny", "--batch-size", "2", "--workers", "0", "--threads
 SYNTH = TINY + ["--synthetic", "--synthetic-videos", "8", "--synthetic-val-videos", "4"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny inputs: one thread is fastest, and steady when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def write_videos(folder: Path, num_videos: int = 6, num_frames: int = 12, size: int = 32, num_classes: int = 4) -> Path:
     """SyntheticMotion videos as JPEG frame folders under ``folder/frames`` and a TSM list ``folder/list.txt``."""
     lines = []

@@ -36,16 +36,6 @@ DEPTHS = {"uniformer_s": (3, 4, 8, 3), "uniformer_b": (5, 8, 20, 7)}
 ATOL = 1e-4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # On the shared 2-core machine, 2 OpenMP threads wait on each other behind other jobs: a
-    # forward here takes ~0.1 s with 1 thread and seconds with 2. Restored after this module.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def ffn_fixture() -> dict:
     return load_fixture("uniformer_s_ffn")
