@@ -13,8 +13,9 @@ Run (2-core CPU, ~5 min default, ~1 min ``--quick``):
     .venv/bin/python benchmarks/cascade.py --quick
 
 Takes every ``reproduce.py`` config flag (``--steps``, ``--width``, ``--seeds`` ...) plus
-``--thresholds``. Mean and std (ddof=1) over seeds; the goal is judged on the means.
-``--out`` JSON: ``{"frame_sets", "gmacs": {T: g}, "fixed": {T: {"top1", "gmacs"}},
+``--thresholds`` and ``--cascade-frames`` (e.g. ``8 16``: skip L). Mean and std (ddof=1)
+over seeds; the goal is judged on the means.
+``--out`` JSON: ``{"frame_sets", "cascade_frames", "gmacs": {T: g}, "fixed": {T: {"top1", "gmacs"}},
 "cascade": [{"threshold", "top1", "gmacs", "pct_of_H", "stopped": {T: %}}], "goal", "config", "wall_s"}``
 with ``top1`` / ``gmacs`` as ``{"mean", "std"}``.
 """
@@ -55,14 +56,15 @@ def gmacs_per_count(model: torch.nn.Module, cfg: ReproConfig) -> dict[int, float
 
 
 @torch.no_grad()
-def sweep(cfg: ReproConfig, model: torch.nn.Module, gmacs: dict[int, float], thresholds) -> dict:
-    """Fixed-T top-1 and, per threshold, cascade top-1, mean GMACs per clip and where clips stopped."""
+def sweep(cfg: ReproConfig, model: torch.nn.Module, gmacs: dict[int, float], thresholds, steps: list[int]) -> dict:
+    """Fixed-T top-1 and, per threshold, cascade top-1 (over ``steps``), mean GMACs per clip and where
+    clips stopped."""
     frames = list(cfg.train_frames)
-    cost_upto = {t: sum(gmacs[s] for s in frames if s <= t) for t in frames}  # every count it tried
+    cost_upto = {t: sum(gmacs[s] for s in steps if s <= t) for t in steps}  # every count it tried
     fixed = dict.fromkeys(frames, 0)
     hits = dict.fromkeys(thresholds, 0)
     cost = dict.fromkeys(thresholds, 0.0)
-    stopped = {th: dict.fromkeys(frames, 0) for th in thresholds}
+    stopped = {th: dict.fromkeys(steps, 0) for th in thresholds}
     total = 0
     model.eval()
     for clips, y in test_loader(cfg, frames):
@@ -70,16 +72,16 @@ def sweep(cfg: ReproConfig, model: torch.nn.Module, gmacs: dict[int, float], thr
         for t in frames:
             fixed[t] += (model(clips[t]).argmax(1) == y).sum().item()
         for th in thresholds:
-            logits, ran = ff.cascade(model, clips, threshold=th, frame_sets=frames)
+            logits, ran = ff.cascade(model, clips, threshold=th, frame_sets=steps)
             hits[th] += (logits.argmax(1) == y).sum().item()
-            for t in frames:
+            for t in steps:
                 n = (ran == t).sum().item()
                 stopped[th][t] += n
                 cost[th] += n * cost_upto[t]
     return {
         "fixed": {t: 100.0 * fixed[t] / total for t in frames},
         "cascade": {th: {"top1": 100.0 * hits[th] / total, "gmacs": cost[th] / total,
-                         "stopped": {t: 100.0 * stopped[th][t] / total for t in frames}} for th in thresholds},
+                         "stopped": {t: 100.0 * stopped[th][t] / total for t in steps}} for th in thresholds},
     }
 
 
@@ -99,20 +101,24 @@ def goal(fixed_h: float, g_h: float, rows: list[dict]) -> dict:
     }
 
 
-def run(cfg: ReproConfig, thresholds=THRESHOLDS, out: str | None = None, log=print) -> dict:
+def run(cfg: ReproConfig, thresholds=THRESHOLDS, out: str | None = None, log=print,
+        cascade_frames: list[int] | None = None) -> dict:
     cfg.check()
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        return _run(cfg, thresholds, out, log)
+        return _run(cfg, thresholds, out, log, cascade_frames)
     finally:
         torch.set_num_threads(threads)  # callers in the same process (tests) keep theirs
 
 
-def _run(cfg: ReproConfig, thresholds, out: str | None, log) -> dict:
+def _run(cfg: ReproConfig, thresholds, out: str | None, log, cascade_frames) -> dict:
     start = time.perf_counter()
     frames = list(cfg.train_frames)
     high = frames[-1]
+    steps = sorted(cascade_frames or frames)
+    if not set(steps) <= set(frames):
+        raise ValueError(f"cascade_frames {steps} must be trained counts {frames}")
     seeds = list(range(cfg.first_seed, cfg.first_seed + cfg.seeds))
     thresholds = sorted(thresholds)
     log(f"# cascade: {machine()}")
@@ -121,7 +127,7 @@ def _run(cfg: ReproConfig, thresholds, out: str | None, log) -> dict:
     for seed in seeds:
         model, secs = train_model(cfg, seed, tuple(frames), ffn=True)
         gmacs = gmacs or gmacs_per_count(model, cfg)  # the same architecture for every seed
-        runs.append(sweep(cfg, model, gmacs, thresholds))
+        runs.append(sweep(cfg, model, gmacs, thresholds, steps))
         train_s.append(round(secs, 1))
         log(f"  seed {seed}: FFN trained in {secs:.0f} s; fixed top-1 "
             + ", ".join(f"{t}f {a:.1f}" for t, a in runs[-1]["fixed"].items()))
@@ -135,9 +141,10 @@ def _run(cfg: ReproConfig, thresholds, out: str | None, log) -> dict:
              "std": round(statistics.stdev(p["gmacs"] for p in per), 6) if len(per) > 1 else 0.0}
         rows.append({"threshold": th, "top1": mean_std([p["top1"] for p in per]), "gmacs": g,
                      "pct_of_H": round(100 * g["mean"] / g_h, 1),
-                     "stopped": {str(t): round(statistics.fmean(p["stopped"][t] for p in per), 1) for t in frames}})
+                     "stopped": {str(t): round(statistics.fmean(p["stopped"][t] for p in per), 1) for t in steps}})
     result = {
         "frame_sets": frames,
+        "cascade_frames": steps,
         "seeds": cfg.seeds,
         "gmacs": {str(t): round(gmacs[t], 6) for t in frames},
         "fixed": {str(t): v for t, v in fixed.items()},
@@ -158,11 +165,12 @@ def _run(cfg: ReproConfig, thresholds, out: str | None, log) -> dict:
     table = [[f"fixed {t}f", ms(fixed[t]["top1"]), f"{1e3 * gmacs[t]:.2f}", f"{100 * gmacs[t] / g_h:.0f}", "-"]
              for t in frames]
     table += [[f"cascade {r['threshold']:g}", ms(r["top1"]), f"{1e3 * r['gmacs']['mean']:.2f}", f"{r['pct_of_H']:.0f}",
-               " / ".join(f"{r['stopped'][str(t)]:.0f}" for t in frames)] for r in rows]
+               " / ".join(f"{r['stopped'][str(t)]:.0f}" for t in steps)] for r in rows]
     log("")
     log(f"top-1 (%) on {cfg.test_videos} held-out SyntheticMotion videos, mean ± std over seeds {seeds}; "
-        f"MMACs per clip at {cfg.size} px (a cascade clip pays for every count it ran)")
-    log(markdown_table(["inference", "top-1 (%)", "MMACs / clip", "% of H", f"stopped at {'/'.join(map(str, frames))} (%)"],
+        f"MMACs per clip at {cfg.size} px; cascade over {' -> '.join(map(str, steps))} frames "
+        "(a clip pays for every count it ran)")
+    log(markdown_table(["inference", "top-1 (%)", "MMACs / clip", "% of H", f"stopped at {'/'.join(map(str, steps))} (%)"],
                        table))
     gl = result["goal"]
     best, cheap = gl["best_within_budget"], gl["cheapest_matching_H"]
@@ -185,9 +193,11 @@ def main(argv=None) -> dict:
     p.add_argument("--quick", action="store_true", help=f"smaller budget (~1 min): {QUICK}")
     p.add_argument("--out", default=None, help="write the results JSON here")
     p.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS))
+    p.add_argument("--cascade-frames", type=int, nargs="+", default=None,
+                   help="the counts the cascade tries, in order (default: every trained count, L M H)")
     add_config_args(p)
     args = p.parse_args(argv)
-    return run(config_from_args(args, QUICK), args.thresholds, args.out)
+    return run(config_from_args(args, QUICK), args.thresholds, args.out, cascade_frames=args.cascade_frames)
 
 
 if __name__ == "__main__":

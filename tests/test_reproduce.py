@@ -83,3 +83,11 @@ def test_cascade_counts_every_frame_count_a_clip_ran(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| fixed 16f" in text and "| cascade 0.5" in text
     assert any(line.startswith(("PASS: ", "FAIL: ")) for line in text.splitlines())
+
+
+def test_cascade_can_skip_the_lowest_count():
+    res = _module("cascade")["main"](TINY + ["--seeds", "1", "--thresholds", "1", "--cascade-frames", "8", "16"])
+    g = {int(t): v for t, v in res["gmacs"].items()}
+    (row,) = res["cascade"]
+    assert res["cascade_frames"] == [8, 16] and set(row["stopped"]) == {"8", "16"}
+    assert row["gmacs"]["mean"] == pytest.approx(g[8] + g[16], rel=1e-4)
