@@ -45,8 +45,9 @@ def temporal_shift(x: Tensor, num_frames: int, fold_div: int = 8) -> Tensor:
 
     Example:
         >>> x = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 8, 1, 1)  # T=4, value = frame
-        >>> temporal_shift(x, 4)[:, :2].flatten().tolist()
-        [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 0.0, 0.0]
+        >>> y = temporal_shift(x, 4)  # 8 channels: fold = 1
+        >>> y[:, 0].flatten().tolist(), y[:, 1].flatten().tolist(), y[:, 2].flatten().tolist()
+        ([1.0, 2.0, 3.0, 0.0], [0.0, 0.0, 1.0, 2.0], [0.0, 1.0, 2.0, 3.0])
     """
     nt, c, h, w = x.shape
     if nt % num_frames:
