@@ -179,6 +179,11 @@ def _run(cfg: ReproConfig, thresholds, out: str | None, log, cascade_frames) -> 
         + ("none" if best is None else f"threshold {best['threshold']:g}: {best['top1']:.1f} at {best['pct_of_H']:.0f}%")
         + "; cheapest cascade matching H: "
         + ("none" if cheap is None else f"threshold {cheap['threshold']:g}: {cheap['top1']:.1f} at {cheap['pct_of_H']:.0f}%"))
+    # A fixed lower count may already be as good as H: then the cascade is not what meets the goal.
+    for t in frames[:-1]:
+        if fixed[t]["top1"]["mean"] >= fixed[high]["top1"]["mean"]:
+            log(f"note: fixed {t}f alone reaches {fixed[t]['top1']['mean']:.1f} >= fixed {high}f at "
+                f"{100 * gmacs[t] / g_h:.0f}% of its GMACs")
     log(f"wall time {result['wall_s']:.0f} s")
     if out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

@@ -42,8 +42,15 @@ class DemoConfig:
     steps: int = 400
     batch_size: int = 16
     lr: float = 3e-3
-    num_classes: int = 4  # left/right x slow/fast
+    # The task, shared with benchmarks/reproduce.py and cascade.py: 4 directions x slow/fast.
+    num_classes: int = 8
     paced: bool = True
+    # px per raw frame of the fast version (slow: / pace_ratio). At 2-3 px the 8-frame gap between
+    # the frames of a 4-frame clip wraps around the 32-px frame: fewer frames really tell less.
+    speed: tuple[float, float] = (2.0, 3.0)
+    noise: float = 0.03
+    clutter: float = 0.3
+    pace_ratio: float = 3.0
     width: int = 16
     size: int = 32
     video_frames: int = 32
@@ -53,6 +60,11 @@ class DemoConfig:
     workers: int = 1  # one process renders videos while the main one trains
     device: str = "auto"
     progress: bool = True
+
+    def data_kw(self) -> dict:
+        """:class:`SyntheticMotion` arguments of the task."""
+        return dict(num_classes=self.num_classes, video_frames=self.video_frames, size=self.size, paced=self.paced,
+                    speed=self.speed, noise=self.noise, clutter=self.clutter, pace_ratio=self.pace_ratio)
 
     @classmethod
     def quick(cls, **kw) -> "DemoConfig":
@@ -145,7 +157,7 @@ def run_demo(cfg: DemoConfig | None = None, log: Callable[[str], None] = print) 
             raise ValueError(f"DemoConfig.{name} must be a positive int, got {value!r}")
     device = _device(cfg.device)
     high = max(cfg.train_frames)
-    data_kw = dict(num_classes=cfg.num_classes, video_frames=cfg.video_frames, size=cfg.size, paced=cfg.paced)
+    data_kw = cfg.data_kw()
 
     # Held-out split: other videos (another seed), centre sampling, every evaluated frame count.
     test = SyntheticMotion(cfg.test_videos, frame_sets=cfg.eval_frames, train=False,

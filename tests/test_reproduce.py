@@ -91,3 +91,22 @@ def test_cascade_can_skip_the_lowest_count():
     (row,) = res["cascade"]
     assert res["cascade_frames"] == [8, 16] and set(row["stopped"]) == {"8", "16"}
     assert row["gmacs"]["mean"] == pytest.approx(g[8] + g[16], rel=1e-4)
+
+
+def test_reproduce_replot_rebuilds_the_table_from_a_saved_run(tmp_path, capsys):
+    main = _module("reproduce")["main"]
+    out = tmp_path / "r.json"
+    main(TINY + ["--seeds", "1", "--eval-frames", "4", "6", "8", "16", "--out", str(out)])
+    first = capsys.readouterr().out
+    table = [line for line in first.splitlines() if line.startswith("|")]
+    assert main(["--replot", str(out)]) == json.loads(out.read_text())
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")] == table
+
+
+def test_claims_count_gaps_within_seed_noise_or_one_clip_as_ties():
+    compare = _module("reproduce")["compare"]
+    cell = lambda mean, std: {"mean": mean, "std": std}  # noqa: E731
+    assert compare(cell(99.8, 0.0), cell(99.9, 0.1), 3, 512)[1] == "="  # one clip of 512 at the ceiling
+    assert compare(cell(90.0, 0.5), cell(95.0, 0.5), 3, 512)[1] == "<"
+    assert compare(cell(70.0, 7.5), cell(56.0, 21.4), 3, 512)[1] == "="  # 3 seeds this spread prove nothing
+    assert compare(cell(70.0, 1.0), cell(56.0, 2.0), 3, 512) == (14.0, ">")

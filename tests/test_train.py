@@ -9,30 +9,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import save_file
 
 import frameflex as ff
 from frameflex import train
+from test_datasets import write_videos
 
 REPO = Path(__file__).parent.parent
 TINY = ["--model", "tsm_tiny", "--batch-size", "2", "--workers", "0", "--threads", "1", "--no-progress"]
 SYNTH = TINY + ["--synthetic", "--synthetic-videos", "8", "--synthetic-val-videos", "4"]
-
-
-def write_videos(folder: Path, num_videos: int = 6, num_frames: int = 12, size: int = 32, num_classes: int = 4) -> Path:
-    """SyntheticMotion videos as JPEG frame folders under ``folder/frames`` and a TSM list ``folder/list.txt``."""
-    lines = []
-    for i in range(num_videos):
-        n = num_frames + i
-        video, label = ff.SyntheticMotion(num_videos, num_classes=num_classes, video_frames=n, size=size).video(i)
-        d = folder / "frames" / f"video{i}"
-        d.mkdir(parents=True)
-        for k, frame in enumerate((video * 255).round().to(torch.uint8)):
-            Image.fromarray(frame.permute(1, 2, 0).numpy()).save(d / f"{k + 1:05d}.jpg", quality=95)
-        lines.append(f"video{i} {n} {label}")
-    (folder / "list.txt").write_text("\n".join(lines) + "\n")
-    return folder / "list.txt"
 
 
 def load(path: Path) -> dict:
@@ -179,7 +164,7 @@ def test_init_fans_a_plain_checkpoint_out_to_every_branch(tmp_path):
 
 
 def test_run_on_jpeg_frames_listed_in_tsm_format_with_init(tmp_path, capsys):
-    videos = write_videos(tmp_path / "data")
+    videos = write_videos(tmp_path / "data", size=32)
     init = tmp_path / "plain.safetensors"
     save_file(ff.create_model("tsm_tiny", num_classes=4).state_dict(), init)
     out = tmp_path / "run"

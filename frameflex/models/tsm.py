@@ -266,6 +266,7 @@ def tsm_r50(num_classes: int, dropout: float = 0.5, pretrained: bool = False, **
     loads the torchvision ImageNet weights through timm (download); ``kwargs`` go to timm.
 
     Example:
+        >>> import frameflex as ff
         >>> model = ff.create_model("tsm_r50", num_classes=174, frame_sets=[4, 8, 16])
     """
     import timm
