@@ -72,7 +72,10 @@ def test_cascade_counts_every_frame_count_a_clip_ran(tmp_path, capsys):
     assert json.loads(out.read_text())["goal"] == res["goal"]
     g = {int(t): v for t, v in res["gmacs"].items()}
     assert g[4] < g[8] < g[16]
-    rows = {r["threshold"]: r for r in res["cascade"]}
+    assert res["cascade_frames"] == [[4, 8, 16], [8, 16]]
+    rows = {r["threshold"]: r for r in res["cascade"] if r["frames"] == [4, 8, 16]}
+    skip = {r["threshold"]: r for r in res["cascade"] if r["frames"] == [8, 16]}
+    assert skip[0.0]["top1"] == res["fixed"]["8"]["top1"] and skip[1.0]["top1"] == res["fixed"]["16"]["top1"]
     # threshold 0: every clip stops at L (cost of L); threshold 1: every clip runs L, M and H.
     assert rows[0.0]["stopped"] == {"4": 100.0, "8": 0.0, "16": 0.0}
     assert rows[0.0]["gmacs"]["mean"] == pytest.approx(g[4], rel=1e-4)
@@ -81,7 +84,7 @@ def test_cascade_counts_every_frame_count_a_clip_ran(tmp_path, capsys):
     assert rows[1.0]["top1"] == res["fixed"]["16"]["top1"]  # all at H = fixed H
     assert rows[0.0]["top1"] == res["fixed"]["4"]["top1"]
     text = capsys.readouterr().out
-    assert "| fixed 16f" in text and "| cascade 0.5" in text
+    assert "| fixed 16f" in text and "| 4>8>16 @ 0.5" in text and "| 8>16 @ 0.5" in text
     assert any(line.startswith(("PASS: ", "FAIL: ")) for line in text.splitlines())
 
 
@@ -89,8 +92,10 @@ def test_cascade_can_skip_the_lowest_count():
     res = _module("cascade")["main"](TINY + ["--seeds", "1", "--thresholds", "1", "--cascade-frames", "8", "16"])
     g = {int(t): v for t, v in res["gmacs"].items()}
     (row,) = res["cascade"]
-    assert res["cascade_frames"] == [8, 16] and set(row["stopped"]) == {"8", "16"}
+    assert res["cascade_frames"] == [[8, 16]] and set(row["stopped"]) == {"8", "16"}
     assert row["gmacs"]["mean"] == pytest.approx(g[8] + g[16], rel=1e-4)
+    with pytest.raises(ValueError, match=r"cascade_frames \[8, 12\] must be distinct trained counts"):
+        _module("cascade")["main"](TINY + ["--cascade-frames", "8", "12"])
 
 
 def test_reproduce_replot_rebuilds_the_table_from_a_saved_run(tmp_path, capsys):
