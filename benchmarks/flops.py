@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import platform
 
 import torch
@@ -29,7 +30,8 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--csv", default=None, help="also write the table here")
+    parser.add_argument("--csv", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "flops.csv"),
+                        help="also write the table here (default: benchmarks/results/flops.csv; '' for none)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -44,6 +46,7 @@ def main(argv=None) -> list[dict]:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
+        print(f"\ncsv: {args.csv}")
     return rows
 
 

@@ -28,8 +28,9 @@ matplotlib the PNG is skipped with a message. Prints the config, a markdown tabl
 PASS/FAIL lines for the paper's three claims. ``--out`` JSON layout::
 
     {"frame_sets": [4, 8, 16], "eval_frames": [...], "seeds": 3,
-     "top1": {"single_H" | "separate" | "ffn": {"T": {"mean": %, "std": %}}},        # T in L/M/H
-     "any_frame": {"nearest" | "calibrated" | "separate_nearest" | "single_H": {"T": {...}}},  # unseen T
+     "top1": {"single_H" | "separate" | "ffn": {"T": %}},        # T in L/M/H, mean over seeds
+     "any_frame": {"nearest" | "calibrated" | "separate_nearest" | "single_H": {"T": %}},  # unseen T
+     "std": {"top1": {same keys: std}, "any_frame": {...}},     # sample std over seeds
      "per_seed": {same keys as top1 and any_frame: {"T": [% per seed]}},
      "claims": [{"claim", "pass", "detail"}], "config": {...}, "train_s": {...}, "wall_s": s}
 """
@@ -343,17 +344,19 @@ def _run(cfg: ReproConfig, out: str | None, plot_path: str | None, log) -> dict:
         for k, s in secs.items():
             train_s.setdefault(k, []).append(round(s, 1))
     summary = {block: {t: mean_std(xs) for t, xs in row.items()} for block, row in per_seed.items()}
+    # The issue's layout: top1 / any_frame hold seed means; "std" the same keys with the spread.
+    cells = {
+        "top1": {b: {str(t): summary[b][t] for t in cfg.train_frames} for b in ("single_H", "separate", "ffn")},
+        "any_frame": {b: {str(t): v for t, v in summary[b].items() if t in cfg.unseen}
+                      for b in ("nearest", "calibrated", "separate_nearest", "single_H")},
+    }
+    blocks = {g: {b: {t: v["mean"] for t, v in row.items()} for b, row in rows.items()} for g, rows in cells.items()}
     results = {
         "frame_sets": list(cfg.train_frames),
         "eval_frames": list(cfg.eval_frames),
         "seeds": cfg.seeds,
-        "top1": {b: {str(t): summary[b][t] for t in cfg.train_frames} for b in ("single_H", "separate", "ffn")},
-        "any_frame": {
-            "nearest": {str(t): v for t, v in summary["nearest"].items()},
-            "calibrated": {str(t): v for t, v in summary["calibrated"].items()},
-            "separate_nearest": {str(t): v for t, v in summary["separate_nearest"].items()},
-            "single_H": {str(t): v for t, v in summary["single_H"].items() if t in cfg.unseen},
-        },
+        **blocks,
+        "std": {g: {b: {t: v["std"] for t, v in row.items()} for b, row in rows.items()} for g, rows in cells.items()},
         "per_seed": {b: {str(t): xs for t, xs in row.items()} for b, row in per_seed.items()},
         "claims": claims(cfg, summary),
         "config": {**dataclasses.asdict(cfg), "seed_list": seeds, "test_seed": TEST_SEED,
@@ -426,7 +429,8 @@ def from_results(results: dict) -> tuple[ReproConfig, dict[str, dict[int, dict]]
     summary: dict[str, dict[int, dict]] = {}
     for group in ("top1", "any_frame"):
         for block, row in results[group].items():
-            summary.setdefault(block, {}).update({int(t): v for t, v in row.items()})
+            std = results["std"][group][block]
+            summary.setdefault(block, {}).update({int(t): {"mean": m, "std": std[t]} for t, m in row.items()})
     return cfg, summary
 
 

@@ -27,8 +27,13 @@ def test_reproduce_writes_every_block_and_prints_the_claims(tmp_path, capsys):
         assert sorted(res["top1"][block], key=int) == ["4", "8", "16"]
     for block in ("nearest", "calibrated", "separate_nearest", "single_H"):
         assert sorted(res["any_frame"][block], key=int) == ["2", "6", "12", "20"]
-    cells = [v for group in (res["top1"], res["any_frame"]) for b in group.values() for v in b.values()]
-    assert all(0 <= v["mean"] <= 100 and v["std"] >= 0 for v in cells)
+    for group in ("top1", "any_frame"):  # means where the layout puts them, std beside
+        for block, row in res[group].items():
+            assert row.keys() == res["std"][group][block].keys()
+            assert all(0 <= row[t] <= 100 and res["std"][group][block][t] >= 0 for t in row)
+            for t in row:
+                xs = res["per_seed"][block][t]
+                assert row[t] == pytest.approx(sum(xs) / len(xs), abs=0.01)
     assert all(len(xs) == 2 for b in res["per_seed"].values() for xs in b.values())
     # As in the paper, ST's H model is the single-H model.
     assert res["top1"]["separate"]["16"] == res["top1"]["single_H"]["16"]
