@@ -42,8 +42,8 @@ sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without install
 import frameflex as ff  # noqa: E402
 from _timing import markdown_table  # noqa: E402
 from reproduce import (  # noqa: E402
-    TEST_SEED, ReproConfig, add_config_args, compact_json, compare, config_from_args, machine, mean_std,
-    test_loader, train_model,
+    TEST_SEED, ReproConfig, add_config_args, compare, config_from_args, machine, mean_std, test_loader,
+    train_model, write_json,
 )
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
@@ -207,10 +207,7 @@ def _run(cfg: ReproConfig, thresholds, out: str | None, log, orders) -> dict:
                 "of its GMACs")
     log(f"wall time {result['wall_s']:.0f} s")
     if out:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, "w") as f:
-            f.write(compact_json(result) + "\n")
-        log(f"results: {out}")
+        write_json(out, result, log)
     return result
 
 

@@ -314,6 +314,14 @@ def compact_json(obj) -> str:
     return re.sub(r"[\[{][^\[\]{}]*[\]}]", lambda m: re.sub(r"\s*\n\s*", " ", m.group(0)), text)
 
 
+def write_json(path: str, obj, log=print) -> None:
+    """``compact_json(obj)`` to ``path``, folders created."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(compact_json(obj) + "\n")
+    log(f"results: {path}")
+
+
 def machine() -> str:
     return (f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
@@ -376,10 +384,7 @@ def _run(cfg: ReproConfig, out: str | None, plot_path: str | None, log) -> dict:
         log(f"{'PASS' if c['pass'] else 'FAIL'}: {c['claim']}: {c['detail']}")
     log(f"wall time {results['wall_s']:.0f} s")
     if out:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, "w") as f:
-            f.write(compact_json(results) + "\n")
-        log(f"results: {out}")
+        write_json(out, results, log)
     if plot_path:
         plot(cfg, summary, plot_path, log)
     return results
