@@ -35,7 +35,7 @@ import frameflex as ff
 from frameflex.layers import FrameScale
 from frameflex.models import tea as tea_module
 from frameflex.models._registry import get_spec
-from frameflex.models.tsm import TSM, TemporalShift, clip_frames
+from frameflex.models.tsm import TSM, PerFrameModel, TemporalShift, clip_frames
 from _seeded import load_fixture, seeded_input, seeded_state_dict
 
 TOL = 1e-4
@@ -296,8 +296,8 @@ def test_tiny_converted_equals_plain_and_leaves_no_state():
 
 
 def test_clip_frames_is_shared_and_resets_on_error():
-    """One helper sets T for a forward: TSM and TEA both use it; it hands T back even when the body raises."""
-    assert tea_module.clip_frames is clip_frames and not hasattr(tea_module, "_clip_frames")
+    """One forward (clip_frames inside) serves TSM and TEA; clip_frames hands T back even when the body raises."""
+    assert tea_module.TEA.forward is TSM.forward is PerFrameModel.forward
     shifts = [TemporalShift(torch.nn.Identity()) for _ in range(2)]
     with pytest.raises(KeyError):
         with clip_frames(iter(shifts), 4):  # any iterable, consumed once

@@ -28,7 +28,7 @@ from timm.models.res2net import Bottle2neck
 from timm.models.resnet import ResNet
 
 from ._registry import IMAGENET_MEAN, IMAGENET_STD, CheckpointRules, register_model
-from .tsm import clip_frames
+from .tsm import PerFrameModel
 
 __all__ = ["MotionExcitation", "TemporalAggregation", "TEABottleneck", "TEA", "tea_r50", "TEA_CHECKPOINT_RULES"]
 
@@ -168,7 +168,7 @@ class TEABottleneck(Bottle2neck):
 _TEMPORAL = (MotionExcitation, TemporalAggregation)
 
 
-class TEA(nn.Module):
+class TEA(PerFrameModel):
     """A Res2Net with TEA blocks, TSN-style; input (B, C, T, H, W), output logits.
 
     Args:
@@ -204,16 +204,6 @@ class TEA(nn.Module):
     def temporal_modules(self) -> Iterator[nn.Module]:
         """Every ME and MTA module: the ones that need the clip's T."""
         return (m for m in self.modules() if isinstance(m, _TEMPORAL))
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 5:
-            raise ValueError(f"TEA expects a (B, C, T, H, W) clip, got shape {tuple(x.shape)}")
-        b, c, t, h, w = x.shape
-        frames = x.transpose(1, 2).reshape(b * t, c, h, w)
-        with clip_frames(self.temporal_modules(), t):
-            feats = self.backbone(frames)
-        logits = self.fc(self.dropout(feats))
-        return logits.view(b, t, -1).mean(dim=1)
 
 
 def _tea_res2net(layers: tuple[int, ...], base_width: int = 26, scale: int = 4) -> ResNet:

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ._registry import IMAGENET_MEAN, IMAGENET_STD, CheckpointRules, register_model
 
-__all__ = ["temporal_shift", "TemporalShift", "clip_frames", "TSM", "tsm_tiny", "tsm_r50", "TSM_ADAPTERS",
+__all__ = ["temporal_shift", "TemporalShift", "clip_frames", "PerFrameModel", "TSM", "tsm_tiny", "tsm_r50", "TSM_ADAPTERS",
            "TSM_CHECKPOINT_RULES"]
 
 #: Where FFN puts its adapters in TSM: after the shift, at the input of each
@@ -132,7 +132,27 @@ def _block_types() -> tuple[type, ...]:
     return tuple(types)
 
 
-class TSM(nn.Module):
+class PerFrameModel(nn.Module):
+    """TSN-style forward shared by TSM and TEA: the 2D ``backbone`` sees (B*T, C, H, W), the
+    per-frame ``fc`` logits are averaged over T. Subclasses set ``backbone``, ``dropout``, ``fc``
+    and name their T-dependent modules in ``temporal_modules()``.
+    """
+
+    def temporal_modules(self) -> Iterator[nn.Module]:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 5:
+            raise ValueError(f"{type(self).__name__} expects a (B, C, T, H, W) clip, got shape {tuple(x.shape)}")
+        b, c, t, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(b * t, c, h, w)
+        with clip_frames(self.temporal_modules(), t):
+            feats = self.backbone(frames)
+        logits = self.fc(self.dropout(feats))
+        return logits.view(b, t, -1).mean(dim=1)
+
+
+class TSM(PerFrameModel):
     """A 2D ResNet made temporal with TSM's residual shift; input (B, C, T, H, W), output logits.
 
     Args:
@@ -180,15 +200,7 @@ class TSM(nn.Module):
         """Every temporal shift in the model."""
         return (m for m in self.modules() if isinstance(m, TemporalShift))
 
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 5:
-            raise ValueError(f"TSM expects a (B, C, T, H, W) clip, got shape {tuple(x.shape)}")
-        b, c, t, h, w = x.shape
-        frames = x.transpose(1, 2).reshape(b * t, c, h, w)
-        with clip_frames(self.shifts(), t):
-            feats = self.backbone(frames)
-        logits = self.fc(self.dropout(feats))
-        return logits.view(b, t, -1).mean(dim=1)
+    temporal_modules = shifts
 
 
 @register_model(
