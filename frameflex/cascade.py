@@ -11,6 +11,7 @@ from typing import Mapping, NamedTuple, Sequence
 import torch
 from torch import nn
 
+from ._outputs import logits_of
 from .data import segment_indices
 from .surgery import _check_frames, frame_sets as model_frame_sets
 from .surgery import frames as use_frames
@@ -70,7 +71,7 @@ def cascade(model: nn.Module, clips: Mapping[int, torch.Tensor] | torch.Tensor, 
         for i, t in enumerate(frame_sets):
             x = clips[t].index_select(0, todo)
             with use_frames(model, t) if is_converted(model) else torch.no_grad():
-                out = model(x)
+                out = logits_of(model(x))
             if logits is None:
                 logits = out.new_zeros(batch, out.shape[-1])
                 frames = torch.zeros(batch, dtype=torch.long, device=device)

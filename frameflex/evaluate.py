@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ._outputs import logits_of
 from .data import collate_clips
 from .layers import nearest_frames
 from .surgery import frame_sets as model_frame_sets
@@ -131,9 +132,9 @@ def evaluate(
                     x = x.to(place, dtype=dtype if x.is_floating_point() else None, non_blocking=True)
                     if converted:
                         with use_frames(model, t):
-                            logits = model(x)
+                            logits = logits_of(model(x))
                     else:
-                        logits = model(x)
+                        logits = logits_of(model(x))
                     if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != labels.shape[0]:
                         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
                         raise ValueError(f"model output at T={t} must be (B, classes) logits with "

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._outputs import logits_of
+
 __all__ = ["FFNLoss"]
 
 
@@ -37,6 +39,7 @@ class FFNLoss(nn.Module):
     def forward(self, outputs: Mapping[int, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         if not isinstance(outputs, Mapping) or not outputs:
             raise ValueError("FFNLoss expects a non-empty dict {frame_count: logits}, as ff.forward_multi returns")
+        outputs = {t: logits_of(z) for t, z in outputs.items()}
         high = max(outputs)
         teacher = outputs[high]
         for t, z in outputs.items():

@@ -16,6 +16,7 @@ from torch import nn
 
 from torch.nn.utils import parametrize
 
+from ._outputs import logits_of
 from .layers import FrameNorm, FrameScale, FrameState, InputScale, _reference_tensor, adapter_spec
 
 __all__ = [
@@ -323,7 +324,7 @@ def forward_multi(model: nn.Module, clips: Mapping[int, torch.Tensor], **kwargs)
             raise ValueError(f"clips[{t}] has {x.shape[time_dim]} frames along time_dim={time_dim} "
                              f"(shape {tuple(x.shape)}), not {t}")
         with frames(model, t):
-            outs[t] = model(x, **kwargs)
+            outs[t] = logits_of(model(x, **kwargs))
     return outs
 
 

@@ -48,6 +48,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
+from ._outputs import logits_of
 from .checkpoints import _unwrap, import_checkpoint, load_file
 from .data import SyntheticMotion, collate_clips
 from .datasets import VideoList, eval_transform, train_transform
@@ -520,7 +521,7 @@ class _EveryFrameCount(nn.Module):
     def forward(self, clips: Mapping[int, Tensor]) -> dict[int, Tensor]:
         if is_converted(self.model):
             return forward_multi(self.model, clips)
-        return {t: self.model(x) for t, x in clips.items()}
+        return {t: logits_of(self.model(x)) for t, x in clips.items()}
 
 
 # --------------------------------------------------------------------------- the run
