@@ -1,6 +1,7 @@
 """FFNLoss: cross-entropy on the largest frame count, distillation to the others."""
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import torch
@@ -8,8 +9,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._outputs import logits_of
+from .surgery import _check_frames
 
 __all__ = ["FFNLoss"]
+
+
+def _check_number(value, name: str, low: float, *, above: bool = False, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"FFNLoss: {name} must be a number, got {value!r} ({type(value).__name__})")
+    if math.isnan(value) or value < low or (above and value == low) or (high is not None and value > high):
+        bound = f"> {low:g}" if above else f">= {low:g}" + (f" and <= {high:g}" if high is not None else "")
+        raise ValueError(f"FFNLoss: {name} must be {bound}, got {value}")
+    return float(value)
 
 
 class FFNLoss(nn.Module):
@@ -29,16 +40,16 @@ class FFNLoss(nn.Module):
 
     def __init__(self, kl_weight: float = 1.0, temperature: float = 1.0, label_smoothing: float = 0.0):
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.kl_weight = kl_weight
-        self.temperature = temperature
-        self.label_smoothing = label_smoothing
+        self.kl_weight = _check_number(kl_weight, "kl_weight", 0.0)
+        self.temperature = _check_number(temperature, "temperature", 0.0, above=True)
+        self.label_smoothing = _check_number(label_smoothing, "label_smoothing", 0.0, high=1.0)
         self.parts: dict[str, torch.Tensor] = {}
 
     def forward(self, outputs: Mapping[int, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         if not isinstance(outputs, Mapping) or not outputs:
             raise ValueError("FFNLoss expects a non-empty dict {frame_count: logits}, as ff.forward_multi returns")
+        for t in outputs:  # '8' > '16' as strings: the teacher would be the wrong branch
+            _check_frames(t, "FFNLoss: a key of outputs (the frame count)")
         outputs = {t: logits_of(z) for t, z in outputs.items()}
         high = max(outputs)
         teacher = outputs[high]
@@ -58,6 +69,13 @@ class FFNLoss(nn.Module):
                 kl = F.kl_div(F.log_softmax(outputs[t] / tau, dim=-1), soft, reduction="batchmean") * tau**2
                 parts[f"kl_{t}"] = kl
                 total = total + self.kl_weight * kl
+        if not torch.isfinite(total):  # one check per step; then find the culprit
+            bad = [f"logits for {t} frames" for t in sorted(outputs) if not torch.isfinite(outputs[t]).all()]
+            if target.is_floating_point() and not torch.isfinite(target).all():
+                bad.append("the target")
+            raise ValueError(f"FFNLoss: the loss is {total.item()}: "
+                             + (f"NaN or inf in {' and '.join(bad)}" if bad else
+                                "the logits overflow in the softmax (lower the learning rate)"))
         self.parts = {k: v.detach() for k, v in parts.items()}
         return total
 

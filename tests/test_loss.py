@@ -89,3 +89,32 @@ def test_forward_multi_without_time_dim_sets_frames_per_clip(shared_net):
     assert int(branches["4"].num_batches_tracked) == 2  # shared BN: two calls per forward
     assert int(branches["16"].num_batches_tracked) == 2
     assert int(branches["8"].num_batches_tracked) == 0
+
+
+def test_frame_counts_must_be_ints_so_the_teacher_is_the_largest():
+    z = torch.zeros(2, 5)
+    with pytest.raises(TypeError, match=r"key of outputs.*'8' \(str\)"):
+        ff.FFNLoss()({"8": z, "16": z}, torch.zeros(2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("kwargs,err,msg", [
+    ({"kl_weight": -1}, ValueError, "kl_weight must be >= 0, got -1"),
+    ({"kl_weight": float("nan")}, ValueError, "kl_weight must be >= 0, got nan"),
+    ({"kl_weight": "1"}, TypeError, "kl_weight must be a number"),
+    ({"temperature": 0}, ValueError, "temperature must be > 0"),
+    ({"label_smoothing": 1.5}, ValueError, "label_smoothing must be >= 0 and <= 1"),
+])
+def test_bad_hyper_parameters_are_refused(kwargs, err, msg):
+    with pytest.raises(err, match=msg):
+        ff.FFNLoss(**kwargs)
+
+
+def test_nan_logits_are_named():
+    outs, y = _logits(), torch.tensor([0, 3, 1])
+    outs[8] = outs[8].detach().clone()
+    outs[8][1, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf in logits for 8 frames$"):
+        ff.FFNLoss()(outs, y)
+    soft = torch.full((3, 5), float("nan"))
+    with pytest.raises(ValueError, match="NaN or inf in the target"):
+        ff.FFNLoss()({16: outs[16]}, soft)
