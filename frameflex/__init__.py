@@ -7,6 +7,10 @@
 """
 from .cascade import cascade
 from .checkpoints import import_checkpoint
+from .errors import (
+    ArgumentError, ArgumentTypeError, CheckpointError, ConversionError, DataError, FrameflexError, NotFoundError,
+    StateDictError, UnknownKeyError, UsageError,
+)
 from .data import MultiFrameClips, SyntheticMotion, collate_clips, segment_indices, uniform_indices
 from .export import calibrate, specialize
 from .flops import profile
@@ -28,4 +32,6 @@ __all__ = [
     "create_model", "list_models", "import_checkpoint", "profile", "cascade",
     "save_pretrained", "from_pretrained", "push_to_hub",
     "segment_indices", "uniform_indices", "MultiFrameClips", "collate_clips", "SyntheticMotion",
+    "FrameflexError", "ArgumentError", "ArgumentTypeError", "ConversionError", "CheckpointError", "StateDictError",
+    "NotFoundError", "UnknownKeyError", "DataError", "UsageError",
 ]

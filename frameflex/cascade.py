@@ -13,7 +13,10 @@ from torch import nn
 
 from ._outputs import logits_of
 from .data import segment_indices
-from .surgery import _check_frames, frame_sets as model_frame_sets
+from . import _checks
+from ._modes import train_mode
+from .errors import ArgumentError, UnknownKeyError
+from .surgery import frame_sets as model_frame_sets
 from .surgery import frames as use_frames
 from .surgery import is_converted
 
@@ -45,29 +48,26 @@ def cascade(model: nn.Module, clips: Mapping[int, torch.Tensor] | torch.Tensor, 
     >>> out = ff.cascade(model, video, threshold=0.8)
     >>> out.frames.float().mean()   # average frames spent per clip
     """
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    _checks.probability(threshold, "threshold")
     if frame_sets is None:
         if isinstance(clips, Mapping):
             frame_sets = sorted(clips)
         elif is_converted(model):
             frame_sets = model_frame_sets(model)
         else:
-            raise ValueError("cascade: pass frame_sets=[...] (the model is not frame-flexible)")
-    frame_sets = sorted(_check_frames(t, "frame_sets entry") for t in frame_sets)
+            raise ArgumentError("cascade: pass frame_sets=[...] (the model is not frame-flexible)")
+    frame_sets = sorted(_checks.frame_sets(frame_sets))
     if not isinstance(clips, Mapping):
         clips = _clips_from_video(clips, frame_sets, time_dim)
     missing = [t for t in frame_sets if t not in clips]
     if missing:
-        raise KeyError(f"cascade: no clip for frame counts {missing}; clips has {sorted(clips)}")
+        raise UnknownKeyError(f"cascade: no clip for frame counts {missing}; clips has {sorted(clips)}")
 
     batch = clips[frame_sets[0]].shape[0]
     device = clips[frame_sets[0]].device
     todo = torch.arange(batch, device=device)
     logits = frames = None
-    was_training = model.training
-    model.eval()
-    try:
+    with train_mode(model, False):
         for i, t in enumerate(frame_sets):
             x = clips[t].index_select(0, todo)
             with use_frames(model, t) if is_converted(model) else torch.no_grad():
@@ -80,6 +80,4 @@ def cascade(model: nn.Module, clips: Mapping[int, torch.Tensor] | torch.Tensor, 
                 todo = todo[out.softmax(-1).amax(-1) < threshold]
                 if todo.numel() == 0:
                     break
-    finally:
-        model.train(was_training)
     return CascadeResult(logits, frames)

@@ -17,6 +17,8 @@ from typing import Any, Union
 import torch
 from torch import Tensor
 
+from . import _checks
+
 __all__ = [
     "segment_indices",
     "uniform_indices",
@@ -26,12 +28,6 @@ __all__ = [
 ]
 
 Sampler = Callable[..., Tensor]
-
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _randint(high: int, size: int, generator: torch.Generator | None) -> Tensor:
@@ -64,8 +60,8 @@ def segment_indices(
         >>> bool(((idx // 8) == torch.arange(4)).all())
         True
     """
-    _check_positive_int("num_frames", num_frames)
-    _check_positive_int("num_segments", num_segments)
+    _checks.positive_int(num_frames, "num_frames")
+    _checks.positive_int(num_segments, "num_segments")
     average_duration = num_frames // num_segments
     if not train or average_duration == 0:
         return _centre_indices(num_frames, num_segments)
@@ -94,11 +90,11 @@ def uniform_indices(
         >>> uniform_indices(32, 4, stride=2).tolist()  # centred 8-frame window
         [12, 14, 16, 18]
     """
-    _check_positive_int("num_frames", num_frames)
-    _check_positive_int("num_segments", num_segments)
+    _checks.positive_int(num_frames, "num_frames")
+    _checks.positive_int(num_segments, "num_segments")
     if stride is None:
         return torch.linspace(0, num_frames - 1, num_segments).round().long()
-    _check_positive_int("stride", stride)
+    _checks.positive_int(stride, "stride")
     window = num_segments * stride
     slack = max(num_frames - window, 0)
     if train and slack > 0:
@@ -154,13 +150,7 @@ class MultiFrameClips:
         transform: Callable[[Tensor], Tensor] | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        frame_sets = tuple(frame_sets)
-        if not frame_sets:
-            raise ValueError("frame_sets must name at least one frame count, got ()")
-        for t in frame_sets:
-            _check_positive_int("frame count in frame_sets", t)
-        if len(set(frame_sets)) != len(frame_sets):
-            raise ValueError(f"frame_sets has duplicates: {frame_sets}")
+        frame_sets = _checks.frame_sets(frame_sets)
         if isinstance(sampler, str):
             if sampler not in _SAMPLERS:
                 raise ValueError(f"unknown sampler {sampler!r}; use one of {sorted(_SAMPLERS)} or a callable")
@@ -311,9 +301,9 @@ class SyntheticMotion(torch.utils.data.Dataset):
         paced: bool = False,
         pace_ratio: float = 3.0,
     ) -> None:
-        _check_positive_int("num_videos", num_videos)
-        _check_positive_int("video_frames", video_frames)
-        _check_positive_int("size", size)
+        _checks.positive_int(num_videos, "num_videos")
+        _checks.positive_int(video_frames, "video_frames")
+        _checks.positive_int(size, "size")
         most = len(self.CLASSES) * (2 if paced else 1)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 2 <= num_classes <= most:
             raise ValueError(f"num_classes must be an int in [2, {most}] (paced={paced}), got {num_classes!r}")

@@ -26,6 +26,7 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from . import _checks
 from .data import MultiFrameClips, Sampler
 from .models._registry import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, get_spec
 
@@ -232,12 +233,6 @@ class VideoList(torch.utils.data.Dataset):
 # --------------------------------------------------------------------------- transforms
 
 
-def _check_size(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def _check_stats(mean: Sequence[float], std: Sequence[float]) -> tuple[list[float], list[float]]:
     mean, std = [float(m) for m in mean], [float(s) for s in std]
     if len(mean) != len(std) or not mean:
@@ -265,7 +260,7 @@ class MultiScaleCrop(v2.Transform):
     def __init__(self, size: int, scales: Sequence[float] = (1, 0.875, 0.75, 0.66), max_distort: int = 1,
                  antialias: bool = True) -> None:
         super().__init__()
-        self.size = _check_size("size", size)
+        self.size = _checks.positive_int(size, "size")
         scales = tuple(float(s) for s in scales)
         if not scales or any(not 0 < s <= 1 for s in scales):
             raise ValueError(f"scales must be non-empty and in (0, 1], got {scales}")
@@ -316,8 +311,8 @@ def eval_transform(input_size: int = 224, resize: int | None = None, mean: Seque
         >>> t(torch.rand(8, 3, 100, 176)).shape
         torch.Size([8, 3, 224, 224])
     """
-    _check_size("input_size", input_size)
-    resize = _check_size("resize", resize if resize is not None else input_size * 256 // 224)
+    _checks.positive_int(input_size, "input_size")
+    resize = _checks.positive_int(resize if resize is not None else input_size * 256 // 224, "resize")
     if resize < input_size:
         raise ValueError(f"resize ({resize}) must be >= input_size ({input_size}) for a centre crop")
     mean, std = _check_stats(mean, std)

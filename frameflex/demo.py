@@ -28,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import frameflex as ff
+from frameflex import _checks
 from frameflex.data import SyntheticMotion, collate_clips
 from frameflex.models.tsm import TSM_ADAPTERS, tsm_tiny
 
@@ -153,8 +154,7 @@ def run_demo(cfg: DemoConfig | None = None, log: Callable[[str], None] = print) 
     cfg = cfg or DemoConfig()
     for name in ("steps", "batch_size", "test_videos"):
         value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"DemoConfig.{name} must be a positive int, got {value!r}")
+        _checks.positive_int(value, f"DemoConfig.{name}")
     device = _device(cfg.device)
     high = max(cfg.train_frames)
     data_kw = cfg.data_kw()

@@ -24,6 +24,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from . import _checks
+from ._modes import train_mode
 from ._outputs import logits_of
 from .data import collate_clips
 from .layers import nearest_frames
@@ -32,18 +34,6 @@ from .surgery import frames as use_frames
 from .surgery import is_converted
 
 __all__ = ["evaluate", "format_table", "add_arguments", "run", "main"]
-
-
-def _check_frame_list(frame_sets: Iterable[int]) -> tuple[int, ...]:
-    out = tuple(frame_sets)
-    if not out:
-        raise ValueError("frame_sets must name at least one frame count, got ()")
-    for t in out:
-        if isinstance(t, bool) or not isinstance(t, int) or t <= 0:
-            raise ValueError(f"frame counts must be positive ints, got {t!r} in {out}")
-    if len(set(out)) != len(out):
-        raise ValueError(f"frame_sets has duplicates: {out}")
-    return out
 
 
 def _model_place(model: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -87,7 +77,7 @@ def evaluate(
         >>> evaluate(model, val, (4, 8, 16))["top1"]
         {4: 42.85, 8: 48.2, 16: 50.79}
     """
-    wanted = _check_frame_list(frame_sets) if frame_sets is not None else None
+    wanted = _checks.frame_sets(frame_sets) if frame_sets is not None else None
     if isinstance(loader_or_dataset, torch.utils.data.Dataset) and not isinstance(
             loader_or_dataset, torch.utils.data.IterableDataset):
         loader = torch.utils.data.DataLoader(loader_or_dataset, batch_size=batch_size, shuffle=False,
@@ -98,7 +88,6 @@ def evaluate(
         model.to(device)
     place, dtype = _model_place(model)
     converted = is_converted(model)
-    modes = [(m, m.training) for m in model.modules()]
     correct1: dict[int, int] = {}
     correct5: dict[int, int] = {}
     count = 0
@@ -106,8 +95,7 @@ def evaluate(
     batches = iter(loader)
     bar = tqdm(batches, total=total, desc="eval", unit="batch", disable=not progress, dynamic_ncols=True)
     try:
-        model.eval()
-        with torch.no_grad():
+        with train_mode(model, False), torch.no_grad():
             for b, batch in enumerate(bar):
                 if not isinstance(batch, (tuple, list)) or len(batch) != 2 or not isinstance(batch[0], Mapping):
                     raise ValueError(f"batch {b}: expected ({{T: clip}}, labels), got {type(batch).__name__}; "
@@ -156,8 +144,6 @@ def evaluate(
         shutdown = getattr(batches, "_shutdown_workers", None)
         if callable(shutdown):
             shutdown()
-        for m, mode in modes:
-            m.training = mode
     if count == 0:
         raise ValueError("evaluate: the loader yielded no videos")
     return {
@@ -278,7 +264,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--arch {args.arch} was given, but {source} is a {arch} model")
     frames = tuple(args.frames) if args.frames else (
         model_frame_sets(model) if is_converted(model) else get_spec(arch).frame_sets)
-    frames = tuple(dict.fromkeys(frames))
+    try:
+        frames = _checks.frame_sets(frames, "--frames")
+    except ValueError as e:
+        return _fail(e)
     try:
         kw = {k: v for k, v in (("input_size", args.input_size), ("resize", args.resize)) if v is not None}
         transform = transforms_for(arch, train=False, **kw)

@@ -11,7 +11,10 @@ from tqdm.auto import tqdm
 from torch.nn.utils import parametrize
 
 from .layers import ChannelScale, FrameNorm, FrameScale, InputScale, nearest_frames
-from .surgery import _PickFramesFromInput, _check_frames, _require_states, frame_sets
+from . import _checks
+from ._modes import train_mode
+from .errors import ArgumentError, DataError, UnknownKeyError
+from .surgery import _PickFramesFromInput, _require_states, frame_sets
 from .surgery import frames as use_frames
 
 __all__ = ["specialize", "calibrate"]
@@ -28,7 +31,7 @@ def specialize(model: nn.Module, frames: int) -> nn.Module:
     >>> plain = ff.specialize(model, 8)
     >>> torch.export.export(plain, (x8,))
     """
-    _check_frames(frames)
+    _checks.frame_count(frames)
     key = str(nearest_frames(frames, frame_sets(model)))
     model = copy.deepcopy(model)
     modules = list(model.modules())
@@ -105,10 +108,9 @@ def calibrate(
     >>> ff.frame_sets(model)
     (4, 8, 12, 16)
     """
-    _check_frames(frames)
-    if num_batches is not None and (isinstance(num_batches, bool) or not isinstance(num_batches, int)
-                                    or num_batches <= 0):
-        raise ValueError(f"num_batches must be a positive int or None, got {num_batches!r}")
+    _checks.frame_count(frames)
+    if num_batches is not None:
+        _checks.positive_int(num_batches, "num_batches")
     states = _require_states(model)
     added = frames not in states[0].frame_sets
     if added:
@@ -119,36 +121,35 @@ def calibrate(
            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     time_dim = states[0].time_dim
     param = next(model.parameters(), None)
-    modes = [(m, m.training) for m in model.modules()]
     momenta = [(bn, bn.momentum) for bn in bns]
     saved = [copy.deepcopy(bn.state_dict()) for bn in bns]
     seen = 0
     try:
-        model.eval()
         for bn in bns:
             bn.reset_running_stats()
             bn.momentum = None  # cumulative moving average
-            bn.train()
         total = num_batches if num_batches is not None else (len(loader) if hasattr(loader, "__len__") else None)
-        with torch.no_grad(), use_frames(model, frames):
+        with torch.no_grad(), train_mode(model, False), use_frames(model, frames):
+            for bn in bns:
+                bn.train()
             for batch in tqdm(loader, total=total, desc=f"calibrate {frames} frames", disable=not progress):
                 if num_batches is not None and seen >= num_batches:
                     break
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
                 if isinstance(x, Mapping):
                     if frames not in x:
-                        raise KeyError(f"calibrate(frames={frames}): the loader's clip dict has only {sorted(x)}")
+                        raise UnknownKeyError(f"calibrate(frames={frames}): the loader's clip dict has only {sorted(x)}")
                     x = x[frames]
                 if isinstance(x, torch.Tensor):
                     if time_dim is not None and x.shape[time_dim] != frames:
-                        raise ValueError(f"calibrate(frames={frames}) got a clip of shape {tuple(x.shape)} with "
-                                         f"{x.shape[time_dim]} frames along time_dim={time_dim}")
+                        raise DataError(f"calibrate(frames={frames}) got a clip of shape {tuple(x.shape)} with "
+                                        f"{x.shape[time_dim]} frames along time_dim={time_dim}")
                     if param is not None:
                         x = x.to(param.device)
                 model(x)
                 seen += 1
         if seen == 0:
-            raise ValueError("calibrate: the loader yielded no batches")
+            raise DataError("calibrate: the loader yielded no batches")
     except BaseException:
         # Leave the model as it was: no half-calibrated branch.
         if added:
@@ -160,6 +161,4 @@ def calibrate(
     finally:
         for bn, momentum in momenta:
             bn.momentum = momentum
-        for m, mode in modes:
-            m.training = mode
     return model

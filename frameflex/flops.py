@@ -14,6 +14,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from . import _checks
+from ._modes import train_mode
+from .errors import ArgumentError
 from .surgery import frame_sets as model_frame_sets
 from .surgery import frames as use_frames
 from .surgery import is_converted
@@ -57,17 +60,17 @@ def profile(model: nn.Module, frame_sets: Sequence[int] | None = None, input_siz
     """
     if frame_sets is None:
         if not is_converted(model):
-            raise ValueError("profile: pass frame_sets=[...] for a model that is not frame-flexible")
+            raise ArgumentError("profile: pass frame_sets=[...] for a model that is not frame-flexible")
         frame_sets = model_frame_sets(model)
+    frame_sets = _checks.frame_sets(frame_sets)
+    _checks.positive_int(input_size, "input_size")
     param = next(model.parameters(), None)
     device = torch.device(device) if device is not None else (param.device if param is not None else "cpu")
     latency = latency and device.type != "meta"  # a meta model has shapes only: count, don't time
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     params_m = sum(p.numel() for p in model.parameters()) / 1e6
-    was_training = model.training
-    model.eval()
     rows = []
-    try:
+    with train_mode(model, False):
         for t in frame_sets:
             x = torch.randn(1, channels, t, input_size, input_size, device=device, dtype=dtype)
             ctx = use_frames(model, t) if is_converted(model) else contextlib.nullcontext()
@@ -75,8 +78,6 @@ def profile(model: nn.Module, frame_sets: Sequence[int] | None = None, input_siz
                 gmacs = count_gmacs(model, x)
                 ms = _median_ms(model, x, repeats) if latency else None
             rows.append(ProfileRow(t, input_size, gmacs, params_m, ms))
-    finally:
-        model.train(was_training)
     return rows
 
 

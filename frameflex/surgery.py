@@ -16,7 +16,9 @@ from torch import nn
 
 from torch.nn.utils import parametrize
 
+from . import _checks
 from ._outputs import logits_of
+from .errors import ArgumentError, ArgumentTypeError, ConversionError, StateDictError
 from .layers import FrameNorm, FrameScale, FrameState, InputScale, _reference_tensor, adapter_spec
 
 __all__ = [
@@ -36,7 +38,7 @@ def register_norm(cls: type) -> type:
         class MyNorm(nn.Module): ...
     """
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise TypeError(f"register_norm expects an nn.Module subclass, got {cls!r}")
+        raise ArgumentTypeError(f"register_norm expects an nn.Module subclass, got {cls!r}")
     if cls not in _NORM_TYPES:
         _NORM_TYPES.append(cls)
     return cls
@@ -77,28 +79,6 @@ AUTO_BLOCK_PATTERN = re.compile(r".*(Block|Bottleneck|Residual)$")
 _LAYER_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
 
 
-def _check_frame_sets(frame_sets) -> tuple[int, ...]:
-    if frame_sets is None or isinstance(frame_sets, (str, bytes)) or not isinstance(frame_sets, Iterable):
-        raise TypeError(f"frame_sets must be a list of positive ints such as [4, 8, 16], got {frame_sets!r}")
-    values = list(frame_sets)
-    if not values:
-        raise ValueError("frame_sets is empty: give at least one frame count, e.g. [4, 8, 16]")
-    for t in values:
-        _check_frames(t, "frame_sets entry")
-    dup = sorted({t for t in values if values.count(t) > 1})
-    if dup:
-        raise ValueError(f"frame_sets has duplicate frame counts {dup}: {values}")
-    return tuple(sorted(values))
-
-
-def _check_frames(t, what: str = "frame count") -> int:
-    if isinstance(t, bool) or not isinstance(t, int):
-        raise TypeError(f"{what} must be a positive int, got {t!r} ({type(t).__name__})")
-    if t <= 0:
-        raise ValueError(f"{what} must be a positive int, got {t}")
-    return t
-
-
 def _states(model: nn.Module) -> list[FrameState]:
     seen: dict[int, FrameState] = {}
     for m in model.modules():
@@ -115,7 +95,7 @@ def is_converted(model: nn.Module) -> bool:
 def _require_states(model: nn.Module) -> list[FrameState]:
     states = _states(model)
     if not states:
-        raise ValueError(f"{type(model).__name__} is not frame-flexible: call ff.convert(model, frame_sets=[...]) first")
+        raise ConversionError(f"{type(model).__name__} is not frame-flexible: call ff.convert(model, frame_sets=[...]) first")
     return states
 
 
@@ -129,9 +109,9 @@ class _PickFramesFromInput:
         x = args[0] if args else next(iter(kwargs.values()), None)
         dim = self.state.time_dim
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"time_dim={dim} needs a tensor as the first input, got {type(x).__name__}")
+            raise ArgumentTypeError(f"time_dim={dim} needs a tensor as the first input, got {type(x).__name__}")
         if not -x.dim() <= dim < x.dim():
-            raise ValueError(
+            raise ArgumentError(
                 f"time_dim={dim} is out of range for an input of shape {tuple(x.shape)} "
                 f"({x.dim()} dims); expected e.g. (B, C, T, H, W) with time_dim=2")
         self.state.select(x.shape[dim])
@@ -172,16 +152,16 @@ def convert(
         model = ff.convert(torchvision.models.video.r3d_18(), [4, 8, 16], time_dim=2)
         model(torch.randn(2, 3, 8, 112, 112))      # runs the 8-frame branch
     """
-    sets = _check_frame_sets(frame_sets)
+    sets = tuple(sorted(_checks.frame_sets(frame_sets)))
     if not isinstance(model, nn.Module):
-        raise TypeError(f"convert expects an nn.Module, got {type(model).__name__}")
+        raise ArgumentTypeError(f"convert expects an nn.Module, got {type(model).__name__}")
     if time_dim is not None and (isinstance(time_dim, bool) or not isinstance(time_dim, int)):
-        raise TypeError(f"time_dim must be an int or None, got {time_dim!r}")
+        raise ArgumentTypeError(f"time_dim must be an int or None, got {time_dim!r}")
     existing = _states(model)
     if existing:
         if adapters is None and all(s.frame_sets == sets for s in existing):
             return model  # idempotent: converting twice with the same frame_sets is a no-op
-        raise ValueError(
+        raise ConversionError(
             f"model is already frame-flexible with frame_sets={existing[0].frame_sets}; convert it once "
             f"(asked for frame_sets={sets}, adapters={adapters!r}). Use ff.calibrate to add a frame count.")
     if not inplace:
@@ -238,31 +218,31 @@ def _adapter_targets(model, named, adapters, allowed) -> list[tuple[str, nn.Modu
                 if first is not None:
                     found.setdefault(id(first[1]), first)
         if not found:
-            raise ValueError(
+            raise ArgumentError(
                 f'adapters="auto" found no residual block in {type(model).__name__} (no module class named '
                 "*Block, *Bottleneck or *Residual holding a conv/linear layer); pass module names or regexes")
         return list(found.values())
     if isinstance(adapters, str):
         adapters = [adapters]
     if not isinstance(adapters, Sequence) or not all(isinstance(p, str) for p in adapters):
-        raise TypeError(f'adapters must be None, "auto" or a list of module names / regexes, got {adapters!r}')
+        raise ArgumentTypeError(f'adapters must be None, "auto" or a list of module names / regexes, got {adapters!r}')
     found = {}
     for pattern in adapters:
         try:
             rx = re.compile(pattern)
         except re.error as e:
-            raise ValueError(f"adapter pattern {pattern!r} is not a valid regex: {e}") from None
+            raise ArgumentError(f"adapter pattern {pattern!r} is not a valid regex: {e}") from None
         hits = [(n, m) for n, m in candidates
                 if n == pattern or n.endswith("." + pattern) or rx.fullmatch(n)]
         if not hits:
-            raise ValueError(f"adapter pattern {pattern!r} matched no module of {type(model).__name__}")
+            raise ArgumentError(f"adapter pattern {pattern!r} matched no module of {type(model).__name__}")
         for n, m in hits:
             found.setdefault(id(m), (n, m))
     for n, m in found.values():
         try:
             adapter_spec(m)
         except ValueError as e:
-            raise ValueError(f"adapter target {n!r}: {e}") from None
+            raise ArgumentError(f"adapter target {n!r}: {e}") from None
     return list(found.values())
 
 
@@ -272,7 +252,7 @@ def frame_sets(model: nn.Module) -> tuple[int, ...]:
     """The frame counts ``model`` has branches for, e.g. ``(4, 8, 16)``."""
     sets = {s.frame_sets for s in _require_states(model)}
     if len(sets) > 1:
-        raise ValueError(f"model mixes parts converted with different frame_sets: {sorted(sets)}")
+        raise ConversionError(f"model mixes parts converted with different frame_sets: {sorted(sets)}")
     return sets.pop()
 
 
@@ -282,7 +262,7 @@ def set_frames(model: nn.Module, frames: int) -> int:
     >>> ff.set_frames(model, 12)   # with frame_sets (4, 8, 16)
     16
     """
-    _check_frames(frames)
+    _checks.frame_count(frames)
     return [s.select(frames) for s in _require_states(model)][0]
 
 
@@ -293,7 +273,7 @@ def frames(model: nn.Module, frames: int) -> Iterator[int]:
     >>> with ff.frames(model, 8):
     ...     logits = model(x8)
     """
-    _check_frames(frames)
+    _checks.frame_count(frames)
     states = _require_states(model)
     previous = [s.key for s in states]
     try:
@@ -312,17 +292,17 @@ def forward_multi(model: nn.Module, clips: Mapping[int, torch.Tensor], **kwargs)
     >>> outs = ff.forward_multi(model, {4: x4, 8: x8, 16: x16})
     """
     if not isinstance(clips, Mapping) or not clips:
-        raise ValueError("forward_multi expects a non-empty dict {frame_count: clip}")
+        raise ArgumentError("forward_multi expects a non-empty dict {frame_count: clip}")
     states = _require_states(model)
     time_dim = states[0].time_dim
     outs = {}
     for t in sorted(clips):
         x = clips[t]
-        _check_frames(t, "clips key")
+        _checks.frame_count(t, "clips key")
         if (time_dim is not None and isinstance(x, torch.Tensor) and -x.dim() <= time_dim < x.dim()
                 and x.shape[time_dim] != t):
-            raise ValueError(f"clips[{t}] has {x.shape[time_dim]} frames along time_dim={time_dim} "
-                             f"(shape {tuple(x.shape)}), not {t}")
+            raise ArgumentError(f"clips[{t}] has {x.shape[time_dim]} frames along time_dim={time_dim} "
+                                f"(shape {tuple(x.shape)}), not {t}")
         with frames(model, t):
             outs[t] = logits_of(model(x, **kwargs))
     return outs
@@ -404,7 +384,7 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], st
     LoadResult(missing_keys=[], unexpected_keys=[])
     """
     if not isinstance(state_dict, Mapping):
-        raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
+        raise ArgumentTypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
     origins = key_origins(model)
     state_dict = _strip_prefix(state_dict, set(origins))
     new, used, missing = {}, set(), []
@@ -421,7 +401,7 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], st
             missing.append(origin.plain)
     unexpected = [k for k in state_dict if k not in used]
     if strict and (missing or unexpected):
-        raise RuntimeError(
+        raise StateDictError(
             f"Error loading a plain checkpoint into {type(model).__name__}:"
             + (f"\n  missing keys ({len(missing)}): {', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}"
                if missing else "")

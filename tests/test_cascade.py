@@ -59,3 +59,14 @@ def test_bad_input():
         ff.cascade(model, _clips(), threshold=1.5)
     with pytest.raises(KeyError, match=r"no clip for frame counts \[16\]"):
         ff.cascade(model, {4: _clips()[4], 8: _clips()[8]}, threshold=0.5, frame_sets=SETS)
+
+
+def test_modes_are_restored_per_submodule():
+    model = _model().train()
+    model.head.eval()  # e.g. a frozen head
+    seen = []
+    hook = model.register_forward_hook(lambda m, i, o: seen.append([x.training for x in m.modules()]))
+    ff.cascade(model, _clips(), threshold=0.0)
+    hook.remove()
+    assert seen and not any(any(s) for s in seen)  # eval during the call
+    assert model.training and not model.head.training

@@ -60,10 +60,10 @@ def test_segment_short_video_repeats_frames_evenly_in_both_modes():
     assert segment_indices(3, 8, train=True, generator=g(0)).tolist() == expected
 
 
-@pytest.mark.parametrize("args, bad", [((0, 4, True), "0"), ((32, -1, True), "-1"), ((32, 2.5, False), "2.5"),
-                                       ((True, 4, False), "True")])
-def test_segment_rejects_bad_counts_naming_the_value(args, bad):
-    with pytest.raises(ValueError, match=bad):
+@pytest.mark.parametrize("args, exc, bad", [((0, 4, True), ValueError, "0"), ((32, -1, True), ValueError, "-1"),
+                                            ((32, 2.5, False), TypeError, "2.5"), ((True, 4, False), TypeError, "True")])
+def test_segment_rejects_bad_counts_naming_the_value(args, exc, bad):
+    with pytest.raises(exc, match=bad):
         segment_indices(*args)
 
 

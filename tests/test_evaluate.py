@@ -121,7 +121,7 @@ def test_bad_batches_and_frame_counts_are_named(videos):
     ds = _dataset(videos, (4,), limit=2)
     with pytest.raises(KeyError, match=r"batch 0 has clips for frame counts \[4\], not for \[16\]"):
         evaluate(model, ds, (4, 16), progress=False)
-    with pytest.raises(ValueError, match=r"frame counts must be positive ints, got 0"):
+    with pytest.raises(ValueError, match=r"frame_sets entry must be a positive int, got 0"):
         evaluate(model, ds, (0,), progress=False)
     with pytest.raises(ValueError, match=r"expected \(\{T: clip\}, labels\)"):
         evaluate(model, [torch.zeros(1, 3, 4, 32, 32)], (4,), progress=False)

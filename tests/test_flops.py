@@ -43,3 +43,14 @@ def test_zoo_compute_is_within_2_percent_of_the_papers(name, frames, size, publi
         model = ff.create_model(name, num_classes=174, frame_sets=spec.frame_sets)
     (row,) = ff.profile(model, frame_sets=[frames], input_size=size)
     assert row.gmacs == pytest.approx(published, rel=0.02)
+
+
+def test_profile_restores_every_submodule_mode():
+    model = ff.convert(torchvision.models.video.r3d_18(num_classes=5), [4], time_dim=2).train()
+    model.fc.eval()
+    seen = []
+    hook = model.register_forward_hook(lambda m, i, o: seen.append(any(x.training for x in m.modules())))
+    ff.profile(model, input_size=16, latency=False)
+    hook.remove()
+    assert seen == [False]
+    assert model.training and model.layer1.training and not model.fc.training

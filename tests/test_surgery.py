@@ -357,3 +357,14 @@ def test_key_origins_cover_exactly_the_state_dict(name):
     assert {o.plain[4:] for o in origins.values() if not o.adapter and o.plain.startswith("net.")} == plain
     assert {(o.plain, o.frames) for o in origins.values() if o.adapter} == {
         (m, t) for m in ("pre", f"net.{head}") for t in SETS}
+
+
+def test_errors_are_one_hierarchy_and_keep_the_builtin_types(shared_net):
+    with pytest.raises(ff.FrameflexError) as info:
+        ff.convert(shared_net, [4, 8, 4])
+    assert isinstance(info.value, ValueError) and not ff.is_converted(shared_net)
+    with pytest.raises(ff.FrameflexError) as info:
+        ff.convert(shared_net, "48")
+    assert isinstance(info.value, TypeError)
+    with pytest.raises(ff.FrameflexError, match="not frame-flexible"):
+        ff.set_frames(shared_net, 8)
