@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import _checks
 from ._outputs import logits_of
-from .surgery import _check_frames
 
 __all__ = ["FFNLoss"]
 
@@ -49,7 +49,7 @@ class FFNLoss(nn.Module):
         if not isinstance(outputs, Mapping) or not outputs:
             raise ValueError("FFNLoss expects a non-empty dict {frame_count: logits}, as ff.forward_multi returns")
         for t in outputs:  # '8' > '16' as strings: the teacher would be the wrong branch
-            _check_frames(t, "FFNLoss: a key of outputs (the frame count)")
+            _checks.frame_count(t, "FFNLoss: a key of outputs (the frame count)")
         outputs = {t: logits_of(z) for t, z in outputs.items()}
         high = max(outputs)
         teacher = outputs[high]
