@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Union
+from pathlib import Path
+from typing import Any, NamedTuple, Union
 
 import torch
 from torch import Tensor
 
 from . import _checks
+from .errors import ArgumentError, DataError
 
 __all__ = [
     "segment_indices",
     "uniform_indices",
+    "as_frames",
     "MultiFrameClips",
     "collate_clips",
+    "ClipBatch",
+    "SkippedVideo",
     "SyntheticMotion",
 ]
 
@@ -34,10 +39,21 @@ def _randint(high: int, size: int, generator: torch.Generator | None) -> Tensor:
     return torch.randint(high, (size,), generator=generator)
 
 
-def _centre_indices(num_frames: int, num_segments: int) -> Tensor:
-    # TSM's _get_test_indices: the middle frame of each of T equal segments.
+def _check_clip(clip: tuple[int, int]) -> tuple[int, int]:
+    j, n = clip
+    _checks.positive_int(n, "number of clips")
+    if isinstance(j, bool) or not isinstance(j, int) or not 0 <= j < n:
+        raise ArgumentError(f"clip must be (j, n) with 0 <= j < n, got {clip!r}")
+    return j, n
+
+
+def _centre_indices(num_frames: int, num_segments: int, clip: tuple[int, int] = (0, 1)) -> Tensor:
+    # TSM's _get_test_indices: the middle frame of each of T equal segments (clip j of n: at (j + 0.5) / n).
+    j, n = clip
     tick = num_frames / num_segments
-    return torch.tensor([int(tick / 2.0 + tick * i) for i in range(num_segments)], dtype=torch.long)
+    if n == 1:
+        return torch.tensor([int(tick / 2.0 + tick * i) for i in range(num_segments)], dtype=torch.long)
+    return torch.tensor([int(tick * (i + (j + 0.5) / n)) for i in range(num_segments)], dtype=torch.long)
 
 
 def segment_indices(
@@ -45,6 +61,7 @@ def segment_indices(
     num_segments: int,
     train: bool,
     generator: torch.Generator | None = None,
+    clip: tuple[int, int] = (0, 1),
 ) -> Tensor:
     """0-based frame indices by TSN segment sampling, as in the official TSM code.
 
@@ -52,19 +69,24 @@ def segment_indices(
     random frame in each (``_sample_indices``), testing the centre frame
     (``_get_test_indices``). Videos shorter than ``num_segments`` repeat frames
     evenly (centre formula) in both modes instead of TSM's all-zero indices.
+    ``clip=(j, n)`` is test clip ``j`` of ``n`` (multi-view testing): the frame
+    at ``(j + 0.5) / n`` of each segment instead of its centre.
 
     Example:
         >>> segment_indices(32, 4, train=False).tolist()
         [4, 12, 20, 28]
+        >>> segment_indices(32, 4, train=False, clip=(1, 2)).tolist()  # the second of 2 test clips
+        [6, 14, 22, 30]
         >>> idx = segment_indices(32, 4, train=True)  # one random frame in each 8-frame segment
         >>> bool(((idx // 8) == torch.arange(4)).all())
         True
     """
     _checks.positive_int(num_frames, "num_frames")
     _checks.positive_int(num_segments, "num_segments")
+    clip = _check_clip(clip)
     average_duration = num_frames // num_segments
     if not train or average_duration == 0:
-        return _centre_indices(num_frames, num_segments)
+        return _centre_indices(num_frames, num_segments, clip)
     offsets = torch.arange(num_segments) * average_duration
     return offsets + _randint(average_duration, num_segments, generator)
 
@@ -75,6 +97,7 @@ def uniform_indices(
     stride: int | None = None,
     train: bool = False,
     generator: torch.Generator | None = None,
+    clip: tuple[int, int] = (0, 1),
 ) -> Tensor:
     """0-based frame indices spaced evenly over the video or with a fixed stride.
 
@@ -83,6 +106,8 @@ def uniform_indices(
     ``stride=s`` takes every s-th frame of a window of ``T * s`` frames
     (SlowFast style): random window start in training, centred at test, and
     indices clamped into the video when it is shorter than the window.
+    ``clip=(j, n)`` is test clip ``j`` of ``n``: the frames (or the window) shifted
+    to ``(j + 0.5) / n`` of the gap between frames (of the slack), centred for ``n = 1``.
 
     Example:
         >>> uniform_indices(32, 4).tolist()
@@ -92,54 +117,98 @@ def uniform_indices(
     """
     _checks.positive_int(num_frames, "num_frames")
     _checks.positive_int(num_segments, "num_segments")
+    j, n = _check_clip(clip)
     if stride is None:
-        return torch.linspace(0, num_frames - 1, num_segments).round().long()
+        idx = torch.linspace(0, num_frames - 1, num_segments)
+        if n > 1:
+            gap = (num_frames - 1) / max(num_segments - 1, 1)
+            idx = (idx + ((j + 0.5) / n - 0.5) * gap).clamp_(0, num_frames - 1)
+        return idx.round().long()
     _checks.positive_int(stride, "stride")
     window = num_segments * stride
     slack = max(num_frames - window, 0)
     if train and slack > 0:
         start = int(_randint(slack + 1, 1, generator).item())
     else:
-        start = slack // 2
+        start = slack // 2 if n == 1 else int(slack * (j + 0.5) / n)
     idx = start + torch.arange(num_segments) * stride
     return idx.clamp_(0, num_frames - 1)
 
 
-def _uniform_sampler(n: int, t: int, train: bool, generator: torch.Generator | None) -> Tensor:
-    return uniform_indices(n, t, train=train, generator=generator)
+def _uniform_sampler(n: int, t: int, train: bool, generator: torch.Generator | None,
+                     clip: tuple[int, int] = (0, 1)) -> Tensor:
+    return uniform_indices(n, t, train=train, generator=generator, clip=clip)
 
 
 # Module-level functions, not lambdas: datasets must pickle for DataLoader workers under spawn.
 _SAMPLERS: dict[str, Sampler] = {"segment": segment_indices, "uniform": _uniform_sampler}
 
 
+def as_frames(video: Any) -> Tensor:
+    """A video as a (T, C, H, W) tensor, from any of the layouts decoders and torchvision use.
+
+    Accepted: ``tv_tensors.Video`` (T, C, H, W); a (T, C, H, W) tensor (C is 1 or
+    3); a (T, H, W, C) uint8 tensor, as PyAV, decord and most decoders return
+    (permuted, not copied). Anything else is an error naming the shape it got.
+
+    Example:
+        >>> as_frames(torch.zeros(16, 112, 112, 3, dtype=torch.uint8)).shape
+        torch.Size([16, 3, 112, 112])
+    """
+    from torchvision import tv_tensors
+
+    if isinstance(video, Tensor) and video.dim() == 4:
+        if isinstance(video, tv_tensors.Video):
+            return video.as_subclass(Tensor)
+        if video.shape[1] in (1, 3):
+            return video
+        if video.dtype == torch.uint8 and video.shape[-1] in (1, 3):
+            return video.permute(0, 3, 1, 2)
+    got = (f"{type(video).__name__} of shape {tuple(video.shape)} ({video.dtype})"
+           if isinstance(video, Tensor) else type(video).__name__)
+    raise ArgumentError(f"video must be a (T, H, W, C) uint8 tensor, a (T, C, H, W) tensor or a "
+                     f"tv_tensors.Video (T, C, H, W), with C = 1 or 3; got {got}")
+
+
 class MultiFrameClips:
-    """Turn one decoded video (N, C, H, W) into ``{T: clip (C, T, H, W)}`` for every T.
+    """Turn one decoded video into ``{T: clip (C, T, H, W)}`` for every T.
 
     Each frame count's indices are sampled independently (as FFN does), and
     the spatial ``transform`` runs ONCE on the stacked union of the needed
     frames, because FFN's clips of one video must share one augmentation
     (same crop, same flip) so that the only thing that differs between the
-    branches is the frame count.
+    branches is the frame count. The video may be (T, H, W, C) uint8,
+    (T, C, H, W) or a ``tv_tensors.Video`` (see :func:`as_frames`).
 
     Args:
         frame_sets: the frame counts to produce, e.g. ``(4, 8, 16)``.
         train: random sampling (training) or deterministic centre sampling.
         sampler: ``"segment"`` (TSN), ``"uniform"`` (evenly spaced), or a callable
             ``sampler(num_frames, num_segments, train=..., generator=...) -> LongTensor``,
-            e.g. ``functools.partial(uniform_indices, stride=2)``.
+            e.g. ``functools.partial(uniform_indices, stride=2)`` (with ``num_clips > 1``
+            it is also given ``clip=(j, num_clips)``).
         transform: any callable on a (N, C, H, W) tensor, applied to all frames at
             once (``torchvision.transforms.v2`` draws its random parameters once per
-            call, so every frame and every clip gets the same crop/flip).
+            call, so every frame and every clip gets the same crop/flip). It may
+            return (S, N, C, H', W'): S spatial crops, e.g. ``eval_transform(crops=3)``.
         generator: torch generator for the sampling. Default None uses the global RNG,
             which DataLoader seeds differently in each worker (a shared generator
             would be copied into every worker and repeat the same draws).
+        nested: sample only the largest frame count; each smaller count T takes
+            the segments of it nearest to its own (every 2nd for 8 of 16, every
+            4th for 4 of 16), so a (4, 8, 16) sample decodes 16 frames, not 28.
+            Default False: FFN's independent draws.
+        num_clips: temporal test views per video (multi-view evaluation). With
+            more than one view (clips x crops) each clip is (V, C, T, H, W),
+            views ordered clip-major.
 
     Example:
         >>> clips = MultiFrameClips((4, 8), train=False)
         >>> out = clips(torch.rand(32, 3, 16, 16))
         >>> {t: tuple(c.shape) for t, c in out.items()}
         {4: (3, 4, 16, 16), 8: (3, 8, 16, 16)}
+        >>> MultiFrameClips((4, 8, 16), nested=True, train=False).indices(64)[4].tolist()
+        [10, 26, 42, 58]
     """
 
     def __init__(
@@ -149,6 +218,8 @@ class MultiFrameClips:
         sampler: Union[str, Sampler] = "segment",
         transform: Callable[[Tensor], Tensor] | None = None,
         generator: torch.Generator | None = None,
+        nested: bool = False,
+        num_clips: int = 1,
     ) -> None:
         frame_sets = _checks.frame_sets(frame_sets)
         if isinstance(sampler, str):
@@ -162,40 +233,86 @@ class MultiFrameClips:
         self.sampler = sampler
         self.transform = transform
         self.generator = generator
+        self.nested = bool(nested)
+        self.num_clips = _checks.positive_int(num_clips, "num_clips")
+
+    def _sample(self, num_frames: int, t: int, clip: int) -> Tensor:
+        kw = {"clip": (clip, self.num_clips)} if self.num_clips > 1 else {}
+        idx = torch.as_tensor(self.sampler(num_frames, t, train=self.train, generator=self.generator, **kw),
+                              dtype=torch.long)
+        if idx.shape != (t,) or (idx < 0).any() or (idx >= num_frames).any():
+            raise ValueError(
+                f"sampler returned indices {idx.tolist()} for T={t}; expected {t} indices in [0, {num_frames})"
+            )
+        return idx
 
     def indices(self, num_frames: int) -> dict[int, Tensor]:
-        """The sampled frame indices for each frame count (independent draws)."""
-        out = {}
-        for t in self.frame_sets:
-            idx = self.sampler(num_frames, t, train=self.train, generator=self.generator)
-            idx = torch.as_tensor(idx, dtype=torch.long)
-            if idx.shape != (t,) or (idx < 0).any() or (idx >= num_frames).any():
-                raise ValueError(
-                    f"sampler returned indices {idx.tolist()} for T={t}; expected {t} indices in [0, {num_frames})"
-                )
-            out[t] = idx
-        return out
+        """The sampled frame indices per frame count: (T,), or (num_clips, T) with several clips."""
+        out: dict[int, list[Tensor]] = {t: [] for t in self.frame_sets}
+        top = max(self.frame_sets)
+        for j in range(self.num_clips):
+            if self.nested:
+                high = self._sample(num_frames, top, j)
+                for t in self.frame_sets:  # segment i of T covers segments [i, i + 1) * top / T of `top`
+                    out[t].append(high[((torch.arange(t) + 0.5) * top / t).long()])
+            else:
+                for t in self.frame_sets:
+                    out[t].append(self._sample(num_frames, t, j))
+        return {t: torch.stack(v) if self.num_clips > 1 else v[0] for t, v in out.items()}
 
-    def __call__(self, video: Tensor) -> dict[int, Tensor]:
-        if not isinstance(video, Tensor) or video.dim() != 4:
-            shape = tuple(video.shape) if isinstance(video, Tensor) else type(video).__name__
-            raise ValueError(f"video must be a (N, C, H, W) tensor with frames first, got {shape}")
-        per_t = self.indices(video.shape[0])
-        union = torch.unique(torch.cat(list(per_t.values())))  # sorted
-        frames = video[union]
+    def clips(self, frames: Tensor, union: Tensor, per_t: Mapping[int, Tensor]) -> dict[int, Tensor]:
+        """Transform ``frames`` (the video's frames ``union``, sorted) once and cut every clip of ``per_t``."""
+        frames = as_frames(frames)
         if self.transform is not None:
             frames = self.transform(frames)
-            if not isinstance(frames, Tensor) or frames.dim() != 4 or frames.shape[0] != union.numel():
+            n = union.numel()
+            if not isinstance(frames, Tensor) or frames.dim() not in (4, 5) or frames.shape[-4] != n:
                 got = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
-                raise ValueError(f"transform must map (N, C, H, W) to (N, C, H', W'), got {got} for N={union.numel()}")
-        return {t: frames[torch.searchsorted(union, idx)].transpose(0, 1).contiguous() for t, idx in per_t.items()}
+                raise ValueError(f"transform must map (N, C, H, W) to (N, C, H', W'), got {got} for N={n} "
+                                 "(or to (crops, N, C, H', W'))")
+        crops = frames.unsqueeze(0) if frames.dim() == 4 else frames  # (S, N, C, H, W)
+        out = {}
+        for t, idx in per_t.items():
+            pos = torch.searchsorted(union, idx.reshape(-1)).view(-1, t)  # (clips, T)
+            views = crops[:, pos]  # (S, clips, T, C, H, W)
+            views = views.transpose(0, 1).flatten(0, 1).transpose(1, 2)  # (clips * S, C, T, H, W)
+            out[t] = (views[0] if views.shape[0] == 1 else views).contiguous()
+        return out
+
+    def __call__(self, video: Any) -> dict[int, Tensor]:
+        video = as_frames(video)
+        per_t = self.indices(video.shape[0])
+        union = torch.unique(torch.cat([i.reshape(-1) for i in per_t.values()]))  # sorted
+        return self.clips(video[union], union, per_t)
 
 
-def collate_clips(batch: Sequence[Any]) -> Union[dict[int, Tensor], tuple[dict[int, Tensor], Tensor]]:
+class SkippedVideo(NamedTuple):
+    """What a dataset with ``skip_bad=True`` returns for a video it cannot read; :func:`collate_clips` drops it."""
+
+    path: Path
+    error: str
+
+
+class ClipBatch(tuple):
+    """``(clips, labels)`` from :func:`collate_clips`; :attr:`skipped` lists the unreadable videos left out."""
+
+    def __new__(cls, items: Iterable[Any] = (), skipped: Iterable[SkippedVideo] = ()) -> "ClipBatch":
+        self = super().__new__(cls, items)
+        self.skipped = tuple(skipped)
+        return self
+
+    def pin_memory(self, device: Any = None) -> "ClipBatch":
+        clips, labels = self
+        return ClipBatch(({t: c.pin_memory() for t, c in clips.items()}, labels.pin_memory()), self.skipped)
+
+
+def collate_clips(batch: Sequence[Any]) -> Union[dict[int, Tensor], ClipBatch]:
     """``collate_fn`` for a DataLoader over ``({T: clip}, label)`` or ``{T: clip}`` items.
 
-    Returns ``({T: (B, C, T, H, W)}, labels)`` (or only the dict). Labels may be
-    ints (-> LongTensor) or tensors such as soft targets (-> stacked).
+    Returns ``({T: (B, C, T, H, W)}, labels)`` (a :class:`ClipBatch`; or only the
+    dict). Labels may be ints (-> LongTensor) or tensors such as soft targets
+    (-> stacked). :class:`SkippedVideo` items are left out and listed in the
+    batch's ``skipped`` (a batch of only those has no clips and no labels).
 
     Example:
         >>> item = ({4: torch.zeros(3, 4, 8, 8), 8: torch.zeros(3, 8, 8, 8)}, 1)
@@ -205,6 +322,11 @@ def collate_clips(batch: Sequence[Any]) -> Union[dict[int, Tensor], tuple[dict[i
     """
     if len(batch) == 0:
         raise ValueError("collate_clips got an empty batch")
+    skipped = [item for item in batch if isinstance(item, SkippedVideo)]
+    if skipped:
+        batch = [item for item in batch if not isinstance(item, SkippedVideo)]
+        if not batch:
+            return ClipBatch(({}, torch.zeros(0, dtype=torch.long)), skipped)
     with_labels = isinstance(batch[0], (tuple, list))
     dicts, labels = [], []
     for i, item in enumerate(batch):
@@ -224,6 +346,8 @@ def collate_clips(batch: Sequence[Any]) -> Union[dict[int, Tensor], tuple[dict[i
             raise ValueError(f"batch item {i} has frame counts {sorted(d)}, item 0 has {keys}")
     clips = {t: torch.stack([d[t] for d in dicts]) for t in keys}
     if not with_labels:
+        if skipped:
+            raise DataError(f"collate_clips: unlabelled items cannot report skipped videos: {skipped[0]}")
         return clips
     if all(isinstance(y, Tensor) for y in labels):
         y = torch.stack(labels)
@@ -232,7 +356,7 @@ def collate_clips(batch: Sequence[Any]) -> Union[dict[int, Tensor], tuple[dict[i
     else:
         kinds = sorted({type(y).__name__ for y in labels})
         raise ValueError(f"labels must be all ints or all tensors, got {kinds}")
-    return clips, y
+    return ClipBatch((clips, y), skipped)
 
 
 # --------------------------------------------------------------------------- synthetic data

@@ -15,6 +15,8 @@ frame stack draws one set of random parameters for every frame.
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -27,13 +29,19 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from . import _checks
-from .data import MultiFrameClips, Sampler
+from .data import MultiFrameClips, Sampler, SkippedVideo, as_frames
+from .errors import ArgumentError, DataError, NotFoundError
 from .models._registry import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, get_spec
+from .video import VideoDecoder
 
 __all__ = [
     "VideoRecord",
     "VideoList",
+    "VideoFiles",
+    "video_dataset",
+    "list_format",
     "MultiScaleCrop",
+    "ThreeCrop",
     "eval_transform",
     "train_transform",
     "transforms_for",
@@ -85,7 +93,64 @@ def _parse_list(list_file: Path, root: Path) -> list[VideoRecord]:
     return records
 
 
-class VideoList(torch.utils.data.Dataset):
+class _ClipDataset(torch.utils.data.Dataset):
+    """What the frame-folder and the video-file datasets share: the list, the records, the clips."""
+
+    records: list[VideoRecord]
+
+    def __init__(self, list_file: PathLike, root: PathLike | None, frame_sets: Iterable[int], train: bool,
+                 transform: Callable[[Tensor], Tensor] | None, sampler: Union[str, Sampler],
+                 generator: torch.Generator | None, nested: bool, num_clips: int) -> None:
+        self.list_file = Path(list_file)
+        self.root = Path(root) if root is not None else self.list_file.parent
+        self.clips = MultiFrameClips(frame_sets, train=train, sampler=sampler, transform=transform,
+                                     generator=generator, nested=nested, num_clips=num_clips)
+
+    @property
+    def frame_sets(self) -> tuple[int, ...]:
+        """The frame counts each item has a clip for."""
+        return self.clips.frame_sets
+
+    @property
+    def train(self) -> bool:
+        return self.clips.train
+
+    @property
+    def transform(self) -> Callable[[Tensor], Tensor] | None:
+        """The spatial transform, run once per video on all its sampled frames."""
+        return self.clips.transform
+
+    @transform.setter
+    def transform(self, value: Callable[[Tensor], Tensor] | None) -> None:
+        self.clips.transform = value
+
+    @property
+    def labels(self) -> list[int]:
+        """The label of every video, in list order."""
+        return [r.label for r in self.records]
+
+    @property
+    def num_classes(self) -> int:
+        """``max(label) + 1``: the classifier size the list implies (classes absent from it included)."""
+        return max(self.labels) + 1
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _check_index(self, index: int) -> int:
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"{type(self).__name__} index must be an int, got {type(index).__name__}")
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a {type(self).__name__} of {len(self)} videos")
+        return index
+
+    def _clips(self, num_frames: int, load: Callable[[Tensor], Tensor]) -> dict[int, Tensor]:
+        per_t = self.clips.indices(num_frames)
+        union = torch.unique(torch.cat([i.reshape(-1) for i in per_t.values()]))  # sorted: each frame read once
+        return self.clips.clips(load(union), union, per_t)
+
+
+class VideoList(_ClipDataset):
     """Videos stored as folders of JPEG frames, listed in TSM's format; items are ``({T: clip}, label)``.
 
     Each line of ``list_file`` is ``frames_dir num_frames label`` (whitespace
@@ -119,6 +184,10 @@ class VideoList(torch.utils.data.Dataset):
         generator: torch generator for the sampling; leave None with DataLoader
             workers (each worker seeds the global RNG differently, a generator
             would be copied into every worker).
+        nested: one draw of the largest frame count shared by the others (16 frames
+            read for (4, 8, 16), not 28); see :class:`frameflex.MultiFrameClips`.
+        num_clips: temporal test views per video; with more than one view
+            (clips x crops of a 3-crop ``transform``) each clip is (V, C, T, H, W).
 
     Example:
         >>> ds = VideoList("sthv1/val_videofolder.txt", root="sthv1/frames", frame_sets=(4, 8, 16),
@@ -140,6 +209,8 @@ class VideoList(torch.utils.data.Dataset):
         index_base: int = 1,
         sampler: Union[str, Sampler] = "segment",
         generator: torch.Generator | None = None,
+        nested: bool = False,
+        num_clips: int = 1,
     ) -> None:
         if isinstance(index_base, bool) or not isinstance(index_base, int) or index_base < 0:
             raise ValueError(f"index_base must be an int >= 0, got {index_base!r}")
@@ -148,36 +219,10 @@ class VideoList(torch.utils.data.Dataset):
         except (AttributeError, IndexError, KeyError, ValueError) as e:
             raise ValueError(f"image_tmpl must be a format string with one positional field such as "
                              f"'{{:05d}}.jpg', got {image_tmpl!r} ({type(e).__name__}: {e})") from None
-        self.list_file = Path(list_file)
-        self.root = Path(root) if root is not None else self.list_file.parent
+        super().__init__(list_file, root, frame_sets, train, transform, sampler, generator, nested, num_clips)
         self.image_tmpl = image_tmpl
         self.index_base = index_base
-        self.transform = transform
-        self.clips = MultiFrameClips(frame_sets, train=train, sampler=sampler, transform=None,
-                                     generator=generator)
         self.records = _parse_list(self.list_file, self.root)
-
-    @property
-    def frame_sets(self) -> tuple[int, ...]:
-        """The frame counts each item has a clip for."""
-        return self.clips.frame_sets
-
-    @property
-    def train(self) -> bool:
-        return self.clips.train
-
-    @property
-    def labels(self) -> list[int]:
-        """The label of every video, in list order."""
-        return [r.label for r in self.records]
-
-    @property
-    def num_classes(self) -> int:
-        """``max(label) + 1``: the classifier size the list implies (classes absent from it included)."""
-        return max(self.labels) + 1
-
-    def __len__(self) -> int:
-        return len(self.records)
 
     def __repr__(self) -> str:
         return (f"VideoList({str(self.list_file)!r}, root={str(self.root)!r}, videos={len(self)}, "
@@ -191,8 +236,9 @@ class VideoList(torch.utils.data.Dataset):
     def load_frames(self, record: VideoRecord, indices: Sequence[int] | Tensor) -> Tensor:
         """Decode the given 0-based frames of one video: float (N, 3, H, W) in [0, 1]."""
         if not record.path.is_dir():
+            hint = " (it is a file: list video files as 'path label' lines)" if record.path.is_file() else ""
             raise FileNotFoundError(f"frames directory not found: {record.path} "
-                                    f"({self.list_file}, line {record.line})")
+                                    f"({self.list_file}, line {record.line}){hint}")
         frames = []
         for i in torch.as_tensor(indices).tolist():
             path = self.frame_path(record, i)
@@ -212,22 +258,233 @@ class VideoList(torch.utils.data.Dataset):
         return torch.stack(frames).float().div_(255)
 
     def __getitem__(self, index: int) -> tuple[dict[int, Tensor], int]:
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise TypeError(f"VideoList index must be an int, got {type(index).__name__}")
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for a VideoList of {len(self)} videos")
-        record = self.records[index]
-        per_t = self.clips.indices(record.num_frames)
-        union = torch.unique(torch.cat(list(per_t.values())))  # sorted: each needed frame decoded once
-        frames = self.load_frames(record, union)
-        if self.transform is not None:
-            frames = self.transform(frames)
-            if not isinstance(frames, Tensor) or frames.dim() != 4 or frames.shape[0] != union.numel():
-                got = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
-                raise ValueError(f"transform must map (N, C, H, W) to (N, C, H', W'), got {got} "
-                                 f"for N={union.numel()}")
-        clips = {t: frames[torch.searchsorted(union, idx)].transpose(0, 1).contiguous() for t, idx in per_t.items()}
-        return clips, record.label
+        record = self.records[self._check_index(index)]
+        return self._clips(record.num_frames, lambda idx: self.load_frames(record, idx)), record.label
+
+
+# --------------------------------------------------------------------------- video files
+
+#: The list formats :func:`video_dataset` recognises, as named in its errors.
+LIST_FORMATS = {
+    "frames": "'frames_dir num_frames label' lines (TSM / mmaction2 frame folders of JPEGs)",
+    "videos": "'path/to/video.mp4 label' lines (mmaction2 video list)",
+    "kinetics": "a Kinetics CSV with the header 'label,youtube_id,time_start,time_end,split'",
+    "ssv2": "a Something-Something V2 JSON (something-something-v2-*.json, labels.json next to it)",
+}
+_KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+
+
+def _check_list_file(list_file: Path) -> None:
+    if not list_file.is_file():
+        what = "is a directory, not a file" if list_file.is_dir() else "not found"
+        raise NotFoundError(f"video list file {what}: {list_file}")
+
+
+def list_format(list_file: PathLike) -> str:
+    """Which of :data:`LIST_FORMATS` a list file is in, from its content.
+
+    Example:
+        >>> list_format("kinetics400/val.csv")
+        'kinetics'
+    """
+    path = Path(list_file)
+    _check_list_file(path)
+    with open(path, encoding="utf-8") as f:
+        head = f.read(4096)
+    first = next((line.strip() for line in head.splitlines() if line.strip()), "")
+    if head.lstrip().startswith("["):
+        return "ssv2"
+    columns = [c.strip() for c in first.split(",")]
+    if all(c in columns for c in _KINETICS_COLUMNS):
+        return "kinetics"
+    fields = first.split()
+    if len(fields) == 3 and all(x.lstrip("-").isdigit() for x in fields[1:]):
+        return "frames"
+    if len(fields) == 2 and fields[1].lstrip("-").isdigit():
+        return "videos"
+    known = "; ".join(f"{k}: {v}" for k, v in LIST_FORMATS.items())
+    raise DataError(f"cannot tell the format of the video list {path} from its first line {first[:80]!r}; "
+                    f"the formats are: {known}")
+
+
+def _read_video_lines(list_file: Path, root: Path) -> list[VideoRecord]:
+    records = []
+    with open(list_file, encoding="utf-8") as f:
+        for n, raw in enumerate(f, start=1):
+            line = raw.strip()
+            if not line:
+                continue
+            fields = line.rsplit(maxsplit=1)
+            where = f"{list_file}, line {n}"
+            if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+                raise DataError(f"{where}: expected 'path label' (a video file and an int label), got {line!r}")
+            label = int(fields[1])
+            if label < 0:
+                raise DataError(f"{where}: label must be >= 0, got {label} in {line!r}")
+            records.append(VideoRecord(root / fields[0], None, label, n))
+    return records
+
+
+def _read_kinetics(list_file: Path, root: Path, classes: Sequence[str] | None
+                   ) -> tuple[list[VideoRecord], list[str]]:
+    with open(list_file, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise DataError(f"video list file has no videos: {list_file}")
+    missing = [c for c in _KINETICS_COLUMNS if c not in rows[0]]
+    if missing:
+        raise DataError(f"{list_file}: a Kinetics CSV needs the columns {list(_KINETICS_COLUMNS)}, "
+                        f"{missing} missing")
+    names = list(classes) if classes is not None else sorted({r["label"] for r in rows})
+    ids = {name: i for i, name in enumerate(names)}
+    folders = {}  # per-class folders as downloaders name them ("air drumming" or "air_drumming"), else flat
+    for name in ids:
+        folders[name] = next((root / d for d in (name, name.replace(" ", "_")) if (root / d).is_dir()), root)
+    records = []
+    for n, row in enumerate(rows, start=2):  # line 1 is the header
+        where = f"{list_file}, line {n}"
+        if row["label"] not in ids:
+            raise DataError(f"{where}: class {row['label']!r} is not among the {len(names)} classes given")
+        try:
+            start, end = int(float(row["time_start"])), int(float(row["time_end"]))
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: time_start and time_end must be numbers, got "
+                            f"{row['time_start']!r}, {row['time_end']!r}") from None
+        file = f"{row['youtube_id']}_{start:06d}_{end:06d}.mp4"
+        records.append(VideoRecord(folders[row["label"]] / file, None, ids[row["label"]], n))
+    return records, names
+
+
+def _read_ssv2(list_file: Path, root: Path, labels_file: Path | None) -> tuple[list[VideoRecord], list[str]]:
+    labels_file = labels_file or list_file.parent / "labels.json"
+    try:
+        items = json.loads(list_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{list_file} is not valid JSON: {e}") from None
+    if not isinstance(items, list) or not items or not all(isinstance(x, dict) and "id" in x for x in items):
+        raise DataError(f"{list_file}: a Something-Something V2 list is a JSON list of objects with an 'id'")
+    if "template" not in items[0]:
+        raise DataError(f"{list_file} has no 'template' per video, so no labels (the SSv2 test split?)")
+    if not labels_file.is_file():
+        raise NotFoundError(f"labels file not found: {labels_file} (Something-Something V2's labels.json, "
+                            f"template -> id; pass labels_file=... if it is elsewhere)")
+    table = json.loads(labels_file.read_text(encoding="utf-8"))
+    names = [name for name, _ in sorted(table.items(), key=lambda kv: int(kv[1]))]
+    records = []
+    for n, item in enumerate(items):
+        template = str(item.get("template", "")).replace("[", "").replace("]", "")
+        if template not in table:
+            raise DataError(f"{list_file}, video {n} (id {item['id']}): template {item.get('template')!r} "
+                            f"is not in {labels_file}")
+        records.append(VideoRecord(root / f"{item['id']}.webm", None, int(table[template]), n + 1))
+    return records, names
+
+
+class VideoFiles(_ClipDataset):
+    """Videos stored as files (mp4, webm, ...); items are ``({T: clip}, label)`` as with :class:`VideoList`.
+
+    ``list_file`` is an mmaction2 video list (``relative/path.mp4 label`` per
+    line), a Kinetics CSV (``label,youtube_id,time_start,time_end,split``; files
+    ``{youtube_id}_{start:06d}_{end:06d}.mp4`` in one folder per class or all in
+    ``root``; class ids = the sorted class names, or ``classes``) or a
+    Something-Something V2 JSON (files ``{id}.webm``, ids from ``labels.json``
+    next to it or ``labels_file``); see :func:`list_format`. Paths are relative
+    to ``root`` (default: the list file's folder).
+
+    Each item opens its video with one :class:`~frameflex.video.VideoDecoder` per
+    DataLoader worker (made on first use), takes the frame count from the
+    container, samples the clips and decodes only the frames they need (uint8).
+    A missing, empty, truncated or undecodable file raises an error naming it;
+    with ``skip_bad=True`` the item is a :class:`SkippedVideo` instead, which
+    :func:`frameflex.collate_clips` leaves out and lists in the batch's ``skipped``.
+    :meth:`missing` finds absent files up front (a stat per video, no decoding).
+
+    Args:
+        list_file, root, frame_sets, train, transform, sampler, generator: as in :class:`VideoList`.
+        nested: one draw of the largest frame count shared by the others (see :class:`frameflex.MultiFrameClips`).
+        num_clips: temporal test views per video.
+        backend: ``"auto"`` (torchcodec if it loads, else PyAV), ``"torchcodec"`` or ``"pyav"``.
+        classes: Kinetics class names in label order (e.g. the training set's ``classes`` for its val set).
+        labels_file: Something-Something V2's ``labels.json``.
+        skip_bad: return :class:`SkippedVideo` for unreadable videos instead of raising.
+
+    Example:
+        >>> ds = VideoFiles("k400/val.csv", root="k400/val", frame_sets=(4, 8, 16),
+        ...                 transform=transforms_for("tsm_r50"))
+        >>> clips, label = ds[0]
+        >>> tuple(clips[16].shape), ds.classes[label]
+        ((3, 16, 224, 224), 'abseiling')
+    """
+
+    def __init__(
+        self,
+        list_file: PathLike,
+        root: PathLike | None = None,
+        frame_sets: Iterable[int] = (4, 8, 16),
+        train: bool = False,
+        transform: Callable[[Tensor], Tensor] | None = None,
+        sampler: Union[str, Sampler] = "segment",
+        generator: torch.Generator | None = None,
+        nested: bool = False,
+        num_clips: int = 1,
+        backend: str = "auto",
+        classes: Sequence[str] | None = None,
+        labels_file: PathLike | None = None,
+        skip_bad: bool = False,
+    ) -> None:
+        super().__init__(list_file, root, frame_sets, train, transform, sampler, generator, nested, num_clips)
+        self.decoder = VideoDecoder(backend)  # opens nothing until an item is read
+        self.skip_bad = skip_bad
+        fmt = list_format(self.list_file)
+        self.format = fmt
+        self.classes: list[str] | None = None
+        if fmt == "videos":
+            self.records = _read_video_lines(self.list_file, self.root)
+        elif fmt == "kinetics":
+            self.records, self.classes = _read_kinetics(self.list_file, self.root, classes)
+        elif fmt == "ssv2":
+            self.records, self.classes = _read_ssv2(self.list_file, self.root,
+                                                    Path(labels_file) if labels_file else None)
+        else:
+            raise DataError(f"{self.list_file} lists frame folders ('frames_dir num_frames label'), not video "
+                            "files: read it with VideoList (video_dataset picks the reader for you)")
+        if not self.records:
+            raise DataError(f"video list file has no videos: {self.list_file}")
+
+    def missing(self) -> list[VideoRecord]:
+        """The records whose video file does not exist or is empty (no decoding)."""
+        out = []
+        for r in self.records:
+            try:
+                if r.path.stat().st_size == 0:
+                    out.append(r)
+            except OSError:
+                out.append(r)
+        return out
+
+    def drop(self, records: Iterable[VideoRecord]) -> int:
+        """Remove ``records`` (e.g. :meth:`missing`) from the dataset; returns how many went."""
+        gone = {r.line for r in records}
+        before = len(self.records)
+        self.records = [r for r in self.records if r.line not in gone]
+        return before - len(self.records)
+
+    def _where(self, record: VideoRecord) -> str:
+        return f"{self.list_file}, line {record.line}" if self.format != "ssv2" else \
+            f"{self.list_file}, video {record.line}"
+
+    def __getitem__(self, index: int) -> Union[tuple[dict[int, Tensor], int], SkippedVideo]:
+        record = self.records[self._check_index(index)]
+        try:
+            video = self.decoder.open(record.path)
+            load = video.get_frames if self.transform is not None else (  # no transform: floats, as VideoList
+                lambda idx: video.get_frames(idx).float().div_(255))
+            return self._clips(video.num_frames, load), record.label
+        except (DataError, NotFoundError) as e:
+            if not self.skip_bad:
+                raise type(e)(f"{e} ({self._where(record)})") from None
+            return SkippedVideo(record.path, str(e))
+
 
 
 # --------------------------------------------------------------------------- transforms
@@ -299,26 +556,73 @@ class MultiScaleCrop(v2.Transform):
         return f"size={self.size}, scales={self.scales}, max_distort={self.max_distort}"
 
 
-def eval_transform(input_size: int = 224, resize: int | None = None, mean: Sequence[float] = IMAGENET_MEAN,
-                   std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
-    """The standard 1-clip test pipeline: shorter side to ``resize``, centre crop, normalise.
+class _Frames(v2.Compose):
+    """``v2.Compose`` that first brings any video layout to (T, C, H, W) (:func:`frameflex.data.as_frames`)."""
 
-    ``resize`` defaults to ``input_size * 256 / 224`` (256 for 224, as in TSM's
-    ``scale_size``). Input: a (N, C, H, W) stack, float in [0, 1] or uint8.
+    def forward(self, *inputs: Any) -> Any:
+        return super().forward(as_frames(inputs[0]), *inputs[1:])
+
+
+class ThreeCrop(torch.nn.Module):
+    """Three ``size`` x ``size`` crops along the long side (left/centre/right, or top/centre/bottom).
+
+    The multi-view test protocol's spatial views: (N, C, H, W) -> (3, N, C, size, size),
+    centred across the short side (run it after resizing the short side to ``size``).
+
+    Example:
+        >>> ThreeCrop(4)(torch.rand(2, 3, 4, 10)).shape
+        torch.Size([3, 2, 3, 4, 4])
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = _checks.positive_int(size, "size")
+
+    def forward(self, frames: Tensor) -> Tensor:
+        h, w = frames.shape[-2:]
+        s = self.size
+        if min(h, w) < s:
+            raise ArgumentError(f"ThreeCrop({s}) needs frames of at least {s} x {s}, got {h} x {w}")
+        if w >= h:
+            top = (h - s) // 2
+            boxes = [(top, left) for left in (0, (w - s) // 2, w - s)]
+        else:
+            left = (w - s) // 2
+            boxes = [(top, left) for top in (0, (h - s) // 2, h - s)]
+        return torch.stack([frames[..., y:y + s, x:x + s] for y, x in boxes])
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
+
+def eval_transform(input_size: int = 224, resize: int | None = None, mean: Sequence[float] = IMAGENET_MEAN,
+                   std: Sequence[float] = IMAGENET_STD, crops: int = 1) -> v2.Compose:
+    """The standard test pipeline: shorter side to ``resize``, centre crop (or 3 crops), normalise.
+
+    ``crops=1``: ``resize`` defaults to ``input_size * 256 / 224`` (256 for 224, as in
+    TSM's ``scale_size``), then one centre crop. ``crops=3``: ``resize`` defaults to
+    ``input_size`` and :class:`ThreeCrop` returns (3, N, C, S, S), the 3-crop views of
+    multi-view testing. Input: (T, C, H, W) float in [0, 1] or uint8, (T, H, W, C)
+    uint8 or ``tv_tensors.Video``.
 
     Example:
         >>> t = eval_transform(224)
         >>> t(torch.rand(8, 3, 100, 176)).shape
         torch.Size([8, 3, 224, 224])
+        >>> eval_transform(224, crops=3)(torch.zeros(8, 240, 320, 3, dtype=torch.uint8)).shape
+        torch.Size([3, 8, 3, 224, 224])
     """
     _checks.positive_int(input_size, "input_size")
-    resize = _checks.positive_int(resize if resize is not None else input_size * 256 // 224, "resize")
+    if crops not in (1, 3):
+        raise ArgumentError(f"crops must be 1 (centre) or 3 (along the long side), got {crops!r}")
+    default = input_size * 256 // 224 if crops == 1 else input_size
+    resize = _checks.positive_int(resize if resize is not None else default, "resize")
     if resize < input_size:
         raise ValueError(f"resize ({resize}) must be >= input_size ({input_size}) for a centre crop")
     mean, std = _check_stats(mean, std)
-    return v2.Compose([
+    return _Frames([
         v2.Resize(resize, antialias=True),
-        v2.CenterCrop(input_size),
+        v2.CenterCrop(input_size) if crops == 1 else ThreeCrop(input_size),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(mean, std),
     ])
@@ -343,7 +647,7 @@ def train_transform(input_size: int = 224, mean: Sequence[float] = IMAGENET_MEAN
     if flip:
         steps.append(v2.RandomHorizontalFlip())
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
-    return v2.Compose(steps)
+    return _Frames(steps)
 
 
 def transforms_for(arch_or_spec: Union[str, ModelSpec, torch.nn.Module], train: bool = False,
@@ -369,3 +673,23 @@ def transforms_for(arch_or_spec: Union[str, ModelSpec, torch.nn.Module], train: 
                         f"got {type(arch_or_spec).__name__}")
     kw = {"input_size": spec.input_size, "mean": spec.mean, "std": spec.std, **kwargs}
     return train_transform(**kw) if train else eval_transform(**kw)
+
+
+def video_dataset(list_file: PathLike, root: PathLike | None = None, **kwargs: Any) -> Union[VideoList, VideoFiles]:
+    """The dataset of a list file in any of :data:`LIST_FORMATS`: :class:`VideoList` or :class:`VideoFiles`.
+
+    The format is recognised from the file (:func:`list_format`); ``kwargs`` go to
+    the dataset (those the other one alone takes, such as ``image_tmpl`` or
+    ``backend``, are dropped when they do not apply). Training and evaluation read
+    data through this one function.
+
+    Example:
+        >>> ds = video_dataset("videos/val.txt", root="videos", frame_sets=(4, 8, 16))  # 'v0.mp4 3' lines
+        >>> type(ds).__name__
+        'VideoFiles'
+    """
+    fmt = list_format(list_file)
+    only = {"frames": ("backend", "classes", "labels_file", "skip_bad"), "videos": ("image_tmpl", "index_base")}
+    drop = only["frames"] if fmt == "frames" else only["videos"]
+    kwargs = {k: v for k, v in kwargs.items() if k not in drop}
+    return (VideoList if fmt == "frames" else VideoFiles)(list_file, root, **kwargs)

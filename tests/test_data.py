@@ -161,6 +161,51 @@ def test_clips_custom_sampler_and_errors():
 # -------------------------------------------------------------------- collate_clips
 
 
+def test_nested_clips_take_every_kth_segment_of_the_largest():
+    for train in (False, True):
+        clips = MultiFrameClips((4, 8, 16), train=train, nested=True, generator=torch.Generator().manual_seed(0))
+        idx = clips.indices(64)
+        assert torch.equal(idx[8], idx[16][1::2]) and torch.equal(idx[4], idx[16][2::4])
+        # Still one frame per segment of its own count (segment sampling's promise).
+        assert ((idx[4] // 16) == torch.arange(4)).all() and ((idx[8] // 8) == torch.arange(8)).all()
+    # Not a divisor of the largest: the segments nearest to each of its own.
+    assert MultiFrameClips((6, 16), train=False, nested=True).indices(64)[6].tolist() == [6, 18, 26, 38, 50, 58]
+    video = torch.rand(64, 3, 4, 4)
+    out = MultiFrameClips((4, 16), train=False, nested=True)(video)
+    assert torch.equal(out[4], out[16][:, 2::4])
+
+
+def test_test_clips_spread_over_each_segment_and_views_stack():
+    clips = MultiFrameClips((4,), train=False, num_clips=2)
+    assert clips.indices(32)[4].tolist() == [[2, 10, 18, 26], [6, 14, 22, 30]]
+    assert uniform_indices(40, 4, stride=2, clip=(0, 2)).tolist() == [8, 10, 12, 14]  # windows at 1/4 and 3/4
+    assert uniform_indices(40, 4, stride=2, clip=(1, 2)).tolist() == [24, 26, 28, 30]
+    # Evenly spaced frames, shifted a quarter gap back and forth (clamped into the video).
+    assert [uniform_indices(31, 4, clip=(j, 2)).tolist() for j in (0, 1)] == [[0, 8, 18, 28], [2, 12, 22, 30]]
+    video = torch.rand(32, 3, 6, 10)
+    three = lambda x: torch.stack([x[..., :, :6], x[..., :, 2:8], x[..., :, 4:]])  # noqa: E731
+    out = MultiFrameClips((4, 8), train=False, num_clips=2, transform=three)(video)
+    assert out[4].shape == (6, 3, 4, 6, 6)  # 2 clips x 3 crops, clip-major
+    assert torch.equal(out[4][4], video[[6, 14, 22, 30]][..., 2:8].transpose(0, 1))
+    with pytest.raises(ValueError, match=r"clip must be \(j, n\) with 0 <= j < n, got \(2, 2\)"):
+        segment_indices(32, 4, train=False, clip=(2, 2))
+
+
+def test_clips_accept_the_decoder_and_torchvision_layouts():
+    from torchvision import tv_tensors
+
+    tchw = (torch.rand(20, 3, 8, 10) * 255).to(torch.uint8)
+    want = MultiFrameClips((4, 8), train=False)(tchw)
+    for video in (tchw.permute(0, 2, 3, 1), tv_tensors.Video(tchw)):  # (T, H, W, C) uint8 from a decoder
+        got = MultiFrameClips((4, 8), train=False)(video)
+        assert all(type(got[t]) is torch.Tensor and torch.equal(got[t], want[t]) for t in (4, 8))
+    for bad, shape in ((torch.rand(20, 8, 10, 3), r"\(20, 8, 10, 3\) \(torch\.float32\)"),
+                       (torch.rand(3, 20, 8, 10), r"\(3, 20, 8, 10\)"), (tchw[0], r"\(3, 8, 10\)")):
+        with pytest.raises(ValueError, match=r"video must be a \(T, H, W, C\) uint8 tensor, a \(T, C, H, W\) "
+                           rf"tensor or a tv_tensors\.Video .*got Tensor of shape {shape}"):
+            MultiFrameClips((4,))(bad)
+
+
 def test_collate_stacks_clips_and_labels():
     items = [({4: torch.full((3, 4, 5, 5), float(i)), 8: torch.zeros(3, 8, 5, 5)}, i) for i in range(3)]
     clips, y = collate_clips(items)

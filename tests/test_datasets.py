@@ -229,3 +229,176 @@ def test_transforms_for_uses_the_arch_preset():
         transforms_for("nope")
     with pytest.raises(ValueError, match=r"Linear was not built by ff.create_model"):
         transforms_for(torch.nn.Linear(2, 2))
+
+
+# --------------------------------------------------------------------------- video files
+
+
+@pytest.fixture(scope="module")
+def video_files(tmp_path_factory) -> tuple[Path, dict]:
+    """Four tiny videos (two mp4, two webm, 20-26 frames) and an mmaction2 list of them."""
+    from _videos import write_video
+
+    root = tmp_path_factory.mktemp("video_files")
+    (root / "sub").mkdir()
+    names = ["v0.mp4", "sub/v1.webm", "v2.webm", "v3.mp4"]
+    sources = {name: write_video(root / name, n=20 + 2 * i, seed=i) for i, name in enumerate(names)}
+    (root / "list.txt").write_text("".join(f"{name} {i % 2}\n" for i, name in enumerate(names)))
+    return root, sources
+
+
+def test_video_file_list_reads_mp4_and_webm_decoding_only_the_sampled_frames(video_files):
+    from _videos import frame_ids
+
+    root, sources = video_files
+    ds = datasets.video_dataset(root / "list.txt", root=root, frame_sets=(4, 8), image_tmpl="ignored")
+    assert isinstance(ds, datasets.VideoFiles) and ds.format == "videos"
+    assert ds.labels == [0, 1, 0, 1] and len(ds) == 4
+    for i, name in enumerate(sources):
+        clips, label = ds[i]
+        assert label == i % 2 and clips[8].shape == (3, 8, 32, 48) and clips[8].dtype == torch.float32
+        n = len(sources[name])  # the frame count comes from the container
+        expected = ds.clips.indices(n)
+        for t in (4, 8):
+            got = frame_ids((clips[t].transpose(0, 1) * 255).round(), sources[name])
+            assert got == expected[t].tolist()
+    # With a transform (uint8 in), DataLoader workers each open their own decoder.
+    ds = datasets.VideoFiles(root / "list.txt", frame_sets=(4, 8, 16), transform=eval_transform(32, resize=32))
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, collate_fn=ff.collate_clips)
+    batches = list(loader)
+    assert [tuple(b[0][16].shape) for b in batches] == [(2, 3, 16, 32, 32)] * 2
+    assert torch.cat([b[1] for b in batches]).tolist() == [0, 1, 0, 1]
+
+
+def test_nested_sampling_reads_only_the_largest_count(video_files, monkeypatch):
+    root, _ = video_files
+    read = []
+    real = datasets.VideoFiles._clips
+
+    def spy(self, num_frames, load):
+        return real(self, num_frames, lambda idx: read.append(len(idx)) or load(idx))
+
+    monkeypatch.setattr(datasets.VideoFiles, "_clips", spy)
+    for nested in (True, False):
+        ds = datasets.VideoFiles(root / "list.txt", frame_sets=(4, 8, 16), nested=nested)
+        read.clear()
+        clips, _ = ds[3]  # 26 frames
+        if nested:  # one 16-frame read; the 4- and 8-frame clips are made of its frames
+            assert read == [16]
+            high = list(clips[16].transpose(0, 1))
+            assert all(any(torch.equal(f, g) for g in high) for t in (4, 8) for f in clips[t].transpose(0, 1))
+        else:  # FFN's independent draws read the union of three clips
+            assert read[0] > 16
+
+
+def test_kinetics_csv_per_class_and_flat_folders(tmp_path):
+    from _videos import write_video
+
+    rows = [("air drumming", "abc", 10, 20), ("abseiling", "xyz", 0, 10), ("air drumming", "q_q", 5, 15)]
+    csv = tmp_path / "val.csv"
+    csv.write_text("label,youtube_id,time_start,time_end,split\n" +
+                   "".join(f"{label},{yt},{s},{e},val\n" for label, yt, s, e in rows))
+    for layout in ("per_class", "flat"):
+        root = tmp_path / layout
+        for label, yt, s, e in rows:
+            folder = root / label.replace(" ", "_") if layout == "per_class" else root
+            folder.mkdir(parents=True, exist_ok=True)
+            write_video(folder / f"{yt}_{s:06d}_{e:06d}.mp4", n=8)
+        ds = datasets.video_dataset(csv, root=root, frame_sets=(4,))
+        assert ds.format == "kinetics" and ds.classes == ["abseiling", "air drumming"]  # sorted -> ids
+        assert ds.labels == [1, 0, 1] and ds.missing() == []
+        assert ds[2][0][4].shape == (3, 4, 32, 48)
+    # The val set takes the training set's classes; an unknown class is named with its line.
+    ds = datasets.VideoFiles(csv, root=root, classes=["abseiling", "air drumming", "zumba"])
+    assert ds.labels == [1, 0, 1] and ds.num_classes == 2
+    with pytest.raises(ValueError, match=r"val\.csv, line 3: class 'abseiling' is not among the 1 classes"):
+        datasets.VideoFiles(csv, root=root, classes=["air drumming"])
+
+
+def test_something_something_v2_json(tmp_path):
+    import json
+
+    from _videos import write_video
+
+    (tmp_path / "labels.json").write_text(json.dumps({"Holding something": "0", "Pushing something from left to "
+                                                      "right": "1"}))
+    items = [{"id": "7", "label": "pushing a cup from left to right", "template": "Pushing [something] from left "
+              "to right", "placeholders": ["a cup"]}, {"id": "12", "template": "Holding [something]"}]
+    lst = tmp_path / "something-something-v2-validation.json"
+    lst.write_text(json.dumps(items))
+    (tmp_path / "videos").mkdir()
+    for item in items:
+        write_video(tmp_path / "videos" / f"{item['id']}.webm", n=6)
+    ds = datasets.video_dataset(lst, root=tmp_path / "videos", frame_sets=(2,))
+    assert ds.format == "ssv2" and ds.labels == [1, 0]
+    assert ds.classes == ["Holding something", "Pushing something from left to right"]
+    assert ds[0][0][2].shape == (3, 2, 32, 48)
+    (tmp_path / "test.json").write_text(json.dumps([{"id": "3"}]))
+    with pytest.raises(ValueError, match=r"test\.json has no 'template' per video, so no labels"):
+        datasets.video_dataset(tmp_path / "test.json")
+
+
+def test_list_formats_are_recognised_and_an_unknown_one_lists_them(tmp_path, videos):
+    assert isinstance(datasets.video_dataset(videos, root=videos.parent / "frames", backend="pyav"), VideoList)
+    (tmp_path / "odd.txt").write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(ValueError, match=r"cannot tell the format of the video list .*odd\.txt from its first line "
+                       r"'a,b,c'; the formats are: frames: .*videos: 'path/to/video\.mp4 label'.*kinetics: .*ssv2: "):
+        datasets.video_dataset(tmp_path / "odd.txt")
+    (tmp_path / "mixed.txt").write_text("v0.mp4 1\nv1.mp4\n")
+    with pytest.raises(ValueError, match=r"mixed\.txt, line 2: expected 'path label'"):
+        datasets.video_dataset(tmp_path / "mixed.txt")
+    with pytest.raises(ValueError, match=r"lists frame folders .*read it with VideoList"):
+        datasets.VideoFiles(videos)
+
+
+def test_bad_videos_are_named_or_skipped_and_counted(tmp_path, video_files):
+    root, _ = video_files
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "junk.webm").write_bytes(b"\x1a\x45\xdf\xa3" + bytes(500))
+    lines = [f"{root / 'v0.mp4'} 0", f"{tmp_path / 'gone.mp4'} 1", f"{tmp_path / 'empty.mp4'} 0",
+             f"{tmp_path / 'junk.webm'} 1", f"{root / 'v3.mp4'} 1"]
+    (tmp_path / "list.txt").write_text("\n".join(lines) + "\n")
+    ds = datasets.VideoFiles(tmp_path / "list.txt", frame_sets=(4,), transform=eval_transform(32, resize=32))
+    assert [r.path.name for r in ds.missing()] == ["gone.mp4", "empty.mp4"]  # a stat each, no decoding
+    with pytest.raises(FileNotFoundError, match=r"video file not found: .*gone\.mp4 \(.*list\.txt, line 2\)"):
+        ds[1]
+    with pytest.raises(ValueError, match=r"cannot open video .*junk\.webm .*\(.*list\.txt, line 4\)"):
+        ds[3]
+    ds.skip_bad = True
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2, collate_fn=ff.collate_clips)
+    (clips, y), (clips2, y2) = batches = list(loader)
+    assert y.tolist() == [0] and y2.tolist() == [1]
+    assert [s.path.name for b in batches for s in b.skipped] == ["gone.mp4", "empty.mp4", "junk.webm"]
+    assert "empty (0 bytes)" in batches[0].skipped[1].error
+    assert ds.drop(ds.missing()) == 2 and len(ds) == 3
+
+
+def test_video_layouts_go_through_the_transforms_and_clips():
+    from torchvision import tv_tensors
+
+    tchw = (torch.rand(12, 3, 20, 28) * 255).round().to(torch.uint8)
+    thwc = tchw.permute(0, 2, 3, 1).contiguous()
+    for t in (eval_transform(16, resize=16), train_transform(16, flip=False), eval_transform(16, crops=3)):
+        torch.manual_seed(0)
+        a = t(tchw)
+        for other in (thwc, tv_tensors.Video(tchw)):
+            torch.manual_seed(0)
+            b = t(other)
+            assert type(b) is torch.Tensor and torch.equal(a, b)
+    with pytest.raises(ValueError, match=r"video must be a \(T, H, W, C\) uint8 tensor, a \(T, C, H, W\) tensor or "
+                       r"a tv_tensors\.Video .*got Tensor of shape \(12, 20, 28, 3\) \(torch\.float32\)"):
+        eval_transform(16)(thwc.float())
+
+
+def test_three_crop_takes_left_centre_right_of_the_long_side():
+    x = torch.arange(2 * 3 * 4 * 10, dtype=torch.float32).view(2, 3, 4, 10)
+    out = datasets.ThreeCrop(4)(x)
+    assert out.shape == (3, 2, 3, 4, 4)
+    assert [torch.equal(out[k], x[..., :, s:s + 4]) for k, s in enumerate((0, 3, 6))] == [True] * 3
+    tall = datasets.ThreeCrop(4)(x.transpose(-1, -2))  # portrait: top, centre, bottom
+    assert torch.equal(tall[2], x.transpose(-1, -2)[..., 6:10, :])
+    # The 3-crop test transform: short side to the crop size, then the three crops.
+    views = eval_transform(8, crops=3, mean=(0,) * 3, std=(1,) * 3)(torch.rand(5, 3, 8, 20))
+    assert views.shape == (3, 5, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"crops must be 1 \(centre\) or 3"):
+        eval_transform(8, crops=2)
