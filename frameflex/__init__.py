@@ -6,7 +6,7 @@
 >>> plain = ff.specialize(model, 8)
 """
 from .cascade import cascade
-from .checkpoints import import_checkpoint
+from .checkpoints import import_checkpoint, load_state_dict
 from .errors import (
     ArgumentError, ArgumentTypeError, CheckpointError, ConversionError, DataError, FrameflexError, NotFoundError,
     StateDictError, UnknownKeyError, UsageError,
@@ -19,7 +19,7 @@ from .layers import ChannelScale, FrameNorm, FrameScale, InputScale, nearest_fra
 from .loss import FFNLoss
 from .models._registry import create_model, list_models
 from .surgery import (
-    convert, forward_multi, frame_sets, frames, is_converted, load_state_dict, norm_types,
+    convert, forward_multi, frame_sets, frames, is_converted, norm_types,
     register_norm, set_frames,
 )
 

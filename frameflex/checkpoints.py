@@ -1,6 +1,12 @@
-"""import_checkpoint(): official FFN / TSM / TEA / SlowFast / UniFormer files -> frameflex keys.
+"""Checkpoint keys, in one place: loading files, unwrapping, layouts, and the fan-out to branches.
 
-The steps are the same for every arch; what differs (renames, where the adapter
+- :func:`key_origins`: how conversion renames a model's keys (``bn.weight`` -> ``bn.branches.<T>.weight``);
+- :func:`load_state_dict`: a plain (or converted) state dict into a converted model, all or nothing;
+- :func:`read_checkpoint`: a file or dict in any layout frameflex reads (its own keys, or an
+  official one through :func:`import_checkpoint`) as a state dict for a model;
+- :func:`import_checkpoint`: official FFN / TSM / TEA / SlowFast / UniFormer files -> frameflex keys.
+
+For import_checkpoint the steps are the same for every arch; what differs (renames, where the adapter
 sits, how to recognise a file) is data in each family file, as a
 :class:`CheckpointRules` passed to ``@register_model``.
 
@@ -9,21 +15,27 @@ sits, how to recognise a file) is data in each family file, as a
 2. split FFN's private-layer suffix: ``layer1.0.bn1_4.weight`` -> (``layer1.0.bn1.weight``, 4);
 3. rename official plain keys to ours with the arch's regexes;
 4. place each (plain key, frame count) in the model frameflex builds for that arch
-   (:func:`frameflex.surgery.key_origins`), checking shapes; every key of the file
+   (:func:`key_origins`), checking shapes; every key of the file
    is either mapped or reported.
 """
 from __future__ import annotations
 
 import os
 import re
-from typing import Mapping
+from typing import Collection, Mapping, NamedTuple
 
 import torch
+from torch import nn
+from torch.nn.utils import parametrize
 
+from .errors import ArgumentTypeError, CheckpointError, NotFoundError, StateDictError
+from .layers import FrameNorm, FrameScale, InputScale
 from .models._registry import CheckpointRules, create_model, get_spec, list_models
-from .surgery import key_origins
 
-__all__ = ["CheckpointRules", "ImportedCheckpoint", "import_checkpoint", "load_file"]
+__all__ = [
+    "CheckpointRules", "ImportedCheckpoint", "import_checkpoint", "load_file", "unwrap", "key_origins", "KeyOrigin",
+    "load_state_dict", "read_checkpoint", "LoadResult",
+]
 
 _FRAME_SUFFIX = re.compile(r"_(\d+)(?=\.)")  # hits bn1_4. / bns_8.0. / adaconv_16. but not layer4. / res4.
 _CONTAINERS = ("state_dict", "model_state", "model", "module", "state_dict_ema")
@@ -42,7 +54,7 @@ class ImportedCheckpoint(dict):
     def create_model(self, **kwargs) -> torch.nn.Module:
         """The model these weights belong to, weights loaded (eval mode)."""
         model = create_model(self.arch, num_classes=self.num_classes, frame_sets=self.frame_sets, **kwargs)
-        model.load_state_dict(self, strict=not self.missing_keys)
+        load_state_dict(model, self, strict=not self.missing_keys)
         return model.eval()
 
 
@@ -50,10 +62,15 @@ def load_file(path: str | os.PathLike) -> dict:
     """Load a checkpoint file without running code from it."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
+        raise NotFoundError(f"checkpoint {'path is a directory, not a file' if os.path.isdir(path) else 'file not found'}"
+                            f": {path}")
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file as load_safetensors
-        return load_safetensors(path)
+        try:
+            return load_safetensors(path)
+        except Exception as e:  # truncated, or not a safetensors file
+            raise CheckpointError(f"{path} could not be read as safetensors (truncated or not a safetensors "
+                                  f"file): {e}") from e
     try:
         import numpy as np
         # numpy scalars (accuracies) are common in research checkpoints: plain data, safe to allow.
@@ -65,24 +82,31 @@ def load_file(path: str | os.PathLike) -> dict:
         with torch.serialization.safe_globals(safe):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path} could not be loaded as a checkpoint with torch.load(weights_only=True) "
+        raise CheckpointError(f"{path} could not be loaded as a checkpoint with torch.load(weights_only=True) "
                          f"(truncated, not a torch file, or it pickles code): {e}") from e
 
 
-def _unwrap(obj) -> dict[str, torch.Tensor]:
+def unwrap(obj, model_keys: Collection[str] = ()) -> dict[str, torch.Tensor]:
+    """The state dict inside a loaded checkpoint: containers (``state_dict``, ``model`` ...) opened,
+    DDP / DataParallel / torch.compile prefixes (``module.``, ``_orig_mod.``) removed unless the
+    model's own keys (``model_keys``) carry them.
+
+    >>> unwrap({"state_dict": {"module.fc.weight": torch.zeros(2)}})
+    {'fc.weight': tensor([0., 0.])}
+    """
     while isinstance(obj, Mapping):
         inner = next((obj[k] for k in _CONTAINERS if isinstance(obj.get(k), Mapping)), None)
         if inner is None:
             break
         obj = inner
     if not isinstance(obj, Mapping) or not obj:
-        raise ValueError(f"no state dict found in the checkpoint (got {type(obj).__name__})")
+        raise CheckpointError(f"no state dict found in the checkpoint (got {type(obj).__name__})")
     bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise ValueError(f"the checkpoint's state dict has non-tensor entries: {bad[:5]}")
+        raise CheckpointError(f"the checkpoint's state dict has non-tensor entries: {bad[:5]}")
     sd = dict(obj)
     for prefix in _PREFIXES:
-        if all(k.startswith(prefix) for k in sd):
+        if all(k.startswith(prefix) for k in sd) and not any(k.startswith(prefix) for k in model_keys):
             sd = {k[len(prefix):]: v for k, v in sd.items()}
     return sd
 
@@ -92,7 +116,7 @@ def _candidate_archs(sd: Mapping[str, torch.Tensor]) -> list[str]:
             if (rules := get_spec(name).checkpoint_rules) is not None and rules.signature
             and any(re.search(rules.signature, k) for k in sd)]
     if not hits:
-        raise ValueError("the checkpoint is not a layout frameflex knows; pass arch=... "
+        raise CheckpointError("the checkpoint is not a layout frameflex knows; pass arch=... "
                          f"(first keys: {', '.join(list(sd)[:5])})")
     return hits
 
@@ -113,14 +137,14 @@ def import_checkpoint(src: str | os.PathLike | Mapping, arch: str | None = None,
     >>> model = sd.create_model()
     """
     raw = load_file(src) if isinstance(src, (str, os.PathLike)) else src
-    sd = _unwrap(raw)
+    sd = unwrap(raw)
     if arch is not None:
         return _map(sd, arch, strict)
     candidates = _candidate_archs(sd)  # e.g. uniformer_s and uniformer_b share key names
     for name in candidates[:-1]:
         try:
             return _map(sd, name, strict=True)
-        except ValueError:
+        except CheckpointError:
             continue
     return _map(sd, candidates[-1], strict)
 
@@ -144,7 +168,7 @@ def _map(sd: Mapping[str, torch.Tensor], arch: str, strict: bool) -> ImportedChe
 
     head = next((sd[k] for k, p, f, a in entries if p == rules.head and not a), None)
     if head is None:
-        raise ValueError(f"no classifier found in the checkpoint for {arch} (expected a key that maps to "
+        raise CheckpointError(f"no classifier found in the checkpoint for {arch} (expected a key that maps to "
                          f"{rules.head!r}); first keys: {', '.join(list(sd)[:5])}")
     with torch.device("meta"):  # shapes and names only: no memory, no init
         model = create_model(arch, num_classes=head.shape[0], frame_sets=frame_sets)
@@ -159,12 +183,12 @@ def _map(sd: Mapping[str, torch.Tensor], arch: str, strict: bool) -> ImportedChe
             continue
         value = sd[key].reshape(-1) if adapter else sd[key]
         if value.shape != own[target].shape:
-            raise ValueError(f"{key}: shape {tuple(sd[key].shape)} does not fit {target} "
+            raise CheckpointError(f"{key}: shape {tuple(sd[key].shape)} does not fit {target} "
                              f"{tuple(own[target].shape)} of {arch}")
         out[target] = value
     missing = [k for k in own if k not in out and not k.endswith("num_batches_tracked")]
     if strict and (missing or unexpected):
-        raise ValueError(
+        raise CheckpointError(
             f"the checkpoint does not match {arch}"
             + (f" (frame_sets {frame_sets})" if frame_sets else "")
             + (f"\n  {len(unexpected)} keys of the file have no place in the model: {', '.join(unexpected[:8])}"
@@ -174,3 +198,175 @@ def _map(sd: Mapping[str, torch.Tensor], arch: str, strict: bool) -> ImportedChe
     out.arch, out.frame_sets, out.num_classes = arch, frame_sets, int(head.shape[0])
     out.missing_keys, out.unexpected_keys = missing, unexpected
     return out
+
+
+# --------------------------------------------------------------------------- keys of a converted model
+
+
+class KeyOrigin(NamedTuple):
+    """Where a converted model's state-dict key comes from in the unconverted model."""
+
+    plain: str  # the plain key (for an adapter: the name of the module it scales)
+    frames: int | None  # the branch it belongs to, None if shared
+    adapter: bool  # an adapter scale (no counterpart in a plain checkpoint)
+
+
+def key_origins(model: nn.Module) -> dict[str, KeyOrigin]:
+    """Map every state-dict key of a converted model to its :class:`KeyOrigin`.
+
+    The one place that knows how conversion renames keys: ``bn.weight`` becomes
+    ``bn.branches.<T>.weight``, a conv's adapted ``weight`` becomes
+    ``parametrizations.weight.original``, a wrapped module's keys gain ``base_layer``.
+
+    >>> import frameflex as ff
+    >>> net = ff.convert(nn.Sequential(nn.Conv1d(2, 2, 1), nn.BatchNorm1d(2)), [4, 8])
+    >>> key_origins(net)["1.branches.4.weight"]
+    KeyOrigin(plain='1.weight', frames=4, adapter=False)
+    """
+    out: dict[str, KeyOrigin] = {}
+    join = (lambda a, b: f"{a}.{b}" if a else b)
+
+    def walk(m: nn.Module, conv: str, plain: str, frames: int | None) -> None:
+        if isinstance(m, FrameNorm):
+            for t, branch in m.branches.items():
+                walk(branch, join(conv, f"branches.{t}"), plain, int(t))
+            return
+        if isinstance(m, InputScale):
+            walk(m.base_layer, join(conv, "base_layer"), plain, frames)
+            if isinstance(m.scale, FrameScale):
+                for t in m.scale.scales:
+                    out[join(conv, f"scale.scales.{t}")] = KeyOrigin(plain, int(t), True)
+                return
+            walk(m.scale, join(conv, "scale"), join(plain, "scale"), frames)
+            return
+        for name, t in [*m._parameters.items(), *m._buffers.items()]:
+            if t is not None and name not in m._non_persistent_buffers_set:
+                out[join(conv, name)] = KeyOrigin(join(plain, name), frames, False)
+        for key, child in m._modules.items():
+            if child is None:
+                continue
+            if key == "parametrizations" and parametrize.is_parametrized(m):
+                for tensor_name, plist in child.items():
+                    base = join(conv, f"parametrizations.{tensor_name}")
+                    out[f"{base}.original"] = KeyOrigin(join(plain, tensor_name), frames, False)
+                    for i, p in enumerate(plist):
+                        if isinstance(p, FrameScale):
+                            for t in p.scales:
+                                out[f"{base}.{i}.scales.{t}"] = KeyOrigin(plain, int(t), True)
+                continue
+            walk(child, join(conv, key), join(plain, key), frames)
+
+    walk(model, "", "", None)
+    return out
+
+
+class LoadResult(NamedTuple):
+    """What :func:`load_state_dict` did not load (names as the checkpoint has them)."""
+
+    missing_keys: list[str]  # model tensors the checkpoint lacks: they keep their values
+    unexpected_keys: list[str]  # checkpoint tensors with no place in the model
+    mismatched_keys: list[tuple[str, tuple, tuple]] = []  # (key, checkpoint shape, model shape): skipped
+
+
+def _kind(dtype: torch.dtype) -> str:
+    return ("bool" if dtype == torch.bool else "complex" if dtype.is_complex
+            else "float" if dtype.is_floating_point else "int")
+
+
+def _listing(title: str, items: list[str], limit: int = 20) -> str:
+    return (f"\n  {title} ({len(items)}): {', '.join(items[:limit])}{' ...' if len(items) > limit else ''}"
+            if items else "")
+
+
+def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], strict: bool = True,
+                    ignore_mismatched_sizes: bool = False) -> LoadResult:
+    """Load a checkpoint of the UNconverted model into every frame-count branch, all or nothing.
+
+    Keys already in converted form load as they are; ``module.`` / ``_orig_mod.``
+    prefixes and ``state_dict`` containers are removed. Adapter scales are not
+    expected in a plain checkpoint; BatchNorm's ``num_batches_tracked`` may be
+    absent (old files). Every key, shape and dtype is checked before the first
+    tensor is written: a load that fails leaves the model as it was. With
+    ``strict``, missing or unexpected keys are an error naming them. With
+    ``ignore_mismatched_sizes``, tensors whose shape differs (e.g. a classifier for
+    another class count) keep the model's values and are listed in
+    ``mismatched_keys``; otherwise they are an error.
+
+    >>> import torchvision, frameflex as ff
+    >>> plain = torchvision.models.video.r3d_18()
+    >>> model = ff.convert(torchvision.models.video.r3d_18(), [4, 8])
+    >>> ff.load_state_dict(model, plain.state_dict())
+    LoadResult(missing_keys=[], unexpected_keys=[], mismatched_keys=[])
+    """
+    if not isinstance(model, nn.Module):
+        raise ArgumentTypeError(f"load_state_dict expects an nn.Module, got {type(model).__name__}")
+    if not isinstance(state_dict, Mapping):
+        raise ArgumentTypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
+    own = model.state_dict(keep_vars=True)
+    origins = key_origins(model)
+    sd = unwrap(state_dict, own) if state_dict else {}
+    converted_file = any(k in origins and origins[k].plain != k for k in sd)
+    tensor_keys: dict[int, list[str]] = {}  # one tensor under several names (a shared module)
+    for key, value in own.items():
+        tensor_keys.setdefault(id(value), []).append(key)
+
+    new, used, lacking, mismatched, wrong_dtype = {}, set(), [], {}, []
+    for key, origin in origins.items():
+        src = key if key in sd else (origin.plain if not origin.adapter and origin.plain in sd else None)
+        if src is None:
+            if not origin.adapter and not key.endswith("num_batches_tracked"):
+                lacking.append(key)  # an adapter keeps its init: a plain checkpoint has none
+            continue
+        used.add(src)
+        value, target = sd[src], own.get(key)
+        if target is None:
+            new[key] = value
+        elif value.shape != target.shape:
+            mismatched.setdefault(src, (src, tuple(value.shape), tuple(target.shape)))
+        elif _kind(value.dtype) != _kind(target.dtype):
+            wrong_dtype.append(f"{src}: {value.dtype} for {key} ({target.dtype})")
+        else:
+            new[key] = value
+    loaded = {k for key in new for k in tensor_keys.get(id(own.get(key)), [key])}
+    missing = list(dict.fromkeys(k if converted_file else origins[k].plain for k in lacking if k not in loaded))
+    unexpected = [k for k in sd if k not in used]
+    sizes = [f"{k}: checkpoint {a} vs model {b}" for k, a, b in mismatched.values()]
+    problems = (_listing("wrong dtype", wrong_dtype)
+                + ("" if ignore_mismatched_sizes else _listing("size mismatch", sizes))
+                + (_listing("missing keys", missing) + _listing("unexpected keys", unexpected) if strict else ""))
+    if problems:
+        hint = ("\n  (ignore_mismatched_sizes=True keeps the model's own tensors where the sizes differ, "
+                "e.g. a new classifier)" if sizes and not ignore_mismatched_sizes else "")
+        raise StateDictError(f"Error loading a checkpoint into {type(model).__name__}; nothing was loaded:"
+                             + problems + hint)
+    model.load_state_dict(new, strict=False)
+    return LoadResult(missing, unexpected, list(mismatched.values()))
+
+
+def _layout(model: nn.Module, sd: Mapping[str, torch.Tensor], arch: str | None) -> str:
+    """"frameflex" if most keys are the model's own (plain or converted), else "official"."""
+    origins = key_origins(model)
+    known = set(origins) | {o.plain for o in origins.values()}
+    if sum(k in known for k in sd) >= len(sd) / 2:
+        return "frameflex"
+    rules = get_spec(arch).checkpoint_rules if arch is not None else None
+    if arch is not None and rules is None:
+        raise CheckpointError(f"most keys of the checkpoint are not {arch}'s, and frameflex reads no official "
+                              f"{arch} layout (first keys: {', '.join(list(sd)[:4])})")
+    return "official"
+
+
+def read_checkpoint(model: nn.Module, src: str | os.PathLike | Mapping,
+                    arch: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
+    """A checkpoint file or dict in any layout frameflex reads, as a state dict for ``model``, and its layout:
+    ``"frameflex"`` (the model's keys, plain or converted) or ``"official"`` (renamed by
+    :func:`import_checkpoint`; ``arch`` is guessed from the keys when not given). Load it with
+    :func:`load_state_dict`.
+
+    >>> sd, layout = read_checkpoint(model, "TSM_something_resnet50.pth", arch="tsm_r50")  # doctest: +SKIP
+    """
+    sd = unwrap(load_file(src) if isinstance(src, (str, os.PathLike)) else src, model.state_dict())
+    layout = _layout(model, sd, arch)
+    if layout == "official":
+        sd = dict(import_checkpoint(sd, arch=arch, strict=False))
+    return sd, layout

@@ -14,8 +14,10 @@ from typing import Any, Mapping
 
 import torch
 from huggingface_hub import HfApi, hf_hub_download
-from safetensors.torch import load_model, save_model
+from safetensors.torch import save_model
 from torch import nn
+
+from .errors import StateDictError
 
 __all__ = ["save_pretrained", "from_pretrained", "push_to_hub", "model_card", "CONFIG_NAME", "WEIGHTS_NAME"]
 
@@ -132,7 +134,7 @@ def from_pretrained(repo_id_or_path: str | os.PathLike, *, filename: str | None 
 
     Returns the model in eval mode, on ``device`` and in ``dtype`` if given.
     """
-    from .checkpoints import import_checkpoint
+    from .checkpoints import import_checkpoint, load_file, load_state_dict
     from .models._registry import create_model
 
     where = os.fspath(repo_id_or_path)
@@ -149,9 +151,9 @@ def from_pretrained(repo_id_or_path: str | os.PathLike, *, filename: str | None 
                              frame_sets=config.get("frame_sets"), adapters=config.get("adapters", "preset"),
                              **config.get("model_kwargs", {}))
         try:
-            missing, unexpected = load_model(model, fetch(WEIGHTS_NAME), strict=strict)
-        except RuntimeError as e:
-            raise RuntimeError(f"weights of {where} do not fit {config['architecture']}: {e}") from None
+            load_state_dict(model, load_file(fetch(WEIGHTS_NAME)), strict=strict)
+        except StateDictError as e:
+            raise StateDictError(f"weights of {where} do not fit {config['architecture']}: {e}") from None
         model.frameflex_config.update({k: config[k] for k in _CARD_FIELDS if k in config})
     model.to(device=device, dtype=dtype)
     return model.eval()

@@ -1,15 +1,14 @@
 """convert(): walk any nn.Module, swap its norms for FrameNorm, wrap adapter targets.
 
-Frame selection (set_frames / frames / time_dim) and loading plain checkpoints
-into every branch live here too: they all need the same walk over the model.
+Frame selection (set_frames / frames / time_dim) lives here too; how conversion
+renames state-dict keys is in checkpoints.py (key_origins).
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import re
-from collections import namedtuple
-from typing import Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -18,12 +17,12 @@ from torch.nn.utils import parametrize
 
 from . import _checks
 from ._outputs import logits_of
-from .errors import ArgumentError, ArgumentTypeError, ConversionError, StateDictError
+from .errors import ArgumentError, ArgumentTypeError, ConversionError
 from .layers import FrameNorm, FrameScale, FrameState, InputScale, _reference_tensor, adapter_spec
 
 __all__ = [
     "convert", "register_norm", "norm_types", "frame_sets", "set_frames", "frames",
-    "forward_multi", "load_state_dict", "is_converted", "key_origins", "KeyOrigin", "AUTO_BLOCK_PATTERN",
+    "forward_multi", "is_converted", "AUTO_BLOCK_PATTERN",
 ]
 
 _NORM_TYPES: list[type] = []
@@ -306,107 +305,3 @@ def forward_multi(model: nn.Module, clips: Mapping[int, torch.Tensor], **kwargs)
         with frames(model, t):
             outs[t] = logits_of(model(x, **kwargs))
     return outs
-
-
-# checkpoints ------------------------------------------------------------------
-
-LoadResult = namedtuple("LoadResult", ["missing_keys", "unexpected_keys"])
-
-
-class KeyOrigin(NamedTuple):
-    """Where a converted model's state-dict key comes from in the unconverted model."""
-
-    plain: str  # the plain key (for an adapter: the name of the module it scales)
-    frames: int | None  # the branch it belongs to, None if shared
-    adapter: bool  # an adapter scale (no counterpart in a plain checkpoint)
-
-
-def key_origins(model: nn.Module) -> dict[str, KeyOrigin]:
-    """Map every state-dict key of a converted model to its :class:`KeyOrigin`.
-
-    The one place that knows how conversion renames keys: ``bn.weight`` becomes
-    ``bn.branches.<T>.weight``, a conv's adapted ``weight`` becomes
-    ``parametrizations.weight.original``, a wrapped module's keys gain ``base_layer``.
-    """
-    out: dict[str, KeyOrigin] = {}
-    join = (lambda a, b: f"{a}.{b}" if a else b)
-
-    def walk(m: nn.Module, conv: str, plain: str, frames: int | None) -> None:
-        if isinstance(m, FrameNorm):
-            for t, branch in m.branches.items():
-                walk(branch, join(conv, f"branches.{t}"), plain, int(t))
-            return
-        if isinstance(m, InputScale):
-            walk(m.base_layer, join(conv, "base_layer"), plain, frames)
-            if isinstance(m.scale, FrameScale):
-                for t in m.scale.scales:
-                    out[join(conv, f"scale.scales.{t}")] = KeyOrigin(plain, int(t), True)
-                return
-            walk(m.scale, join(conv, "scale"), join(plain, "scale"), frames)
-            return
-        for name, t in [*m._parameters.items(), *m._buffers.items()]:
-            if t is not None and name not in m._non_persistent_buffers_set:
-                out[join(conv, name)] = KeyOrigin(join(plain, name), frames, False)
-        for key, child in m._modules.items():
-            if child is None:
-                continue
-            if key == "parametrizations" and parametrize.is_parametrized(m):
-                for tensor_name, plist in child.items():
-                    base = join(conv, f"parametrizations.{tensor_name}")
-                    out[f"{base}.original"] = KeyOrigin(join(plain, tensor_name), frames, False)
-                    for i, p in enumerate(plist):
-                        if isinstance(p, FrameScale):
-                            for t in p.scales:
-                                out[f"{base}.{i}.scales.{t}"] = KeyOrigin(plain, int(t), True)
-                continue
-            walk(child, join(conv, key), join(plain, key), frames)
-
-    walk(model, "", "", None)
-    return out
-
-
-def _strip_prefix(sd: Mapping[str, torch.Tensor], keys: set[str]) -> Mapping[str, torch.Tensor]:
-    # Checkpoints saved from DDP / DataParallel / torch.compile carry a wrapper prefix.
-    for prefix in ("module.", "_orig_mod."):
-        if sd and all(k.startswith(prefix) for k in sd) and not any(k.startswith(prefix) for k in keys):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
-    return sd
-
-
-def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], strict: bool = True) -> LoadResult:
-    """Load a checkpoint of the UNconverted model into every frame-count branch.
-
-    Keys already in converted form load as they are. Adapter scales are not expected
-    in a plain checkpoint; BatchNorm's ``num_batches_tracked`` may be absent (old files).
-    With ``strict``, missing or unexpected keys raise, naming them.
-
-    >>> ff.load_state_dict(ffn_model, torchvision_r3d18.state_dict())
-    LoadResult(missing_keys=[], unexpected_keys=[])
-    """
-    if not isinstance(state_dict, Mapping):
-        raise ArgumentTypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
-    origins = key_origins(model)
-    state_dict = _strip_prefix(state_dict, set(origins))
-    new, used, missing = {}, set(), []
-    for key, origin in origins.items():
-        if key in state_dict:
-            new[key] = state_dict[key]
-            used.add(key)
-        elif origin.adapter:  # a plain checkpoint has no adapters: they keep their init
-            continue
-        elif origin.plain in state_dict:
-            new[key] = state_dict[origin.plain]
-            used.add(origin.plain)
-        elif not origin.plain.endswith("num_batches_tracked") and origin.plain not in missing:
-            missing.append(origin.plain)
-    unexpected = [k for k in state_dict if k not in used]
-    if strict and (missing or unexpected):
-        raise StateDictError(
-            f"Error loading a plain checkpoint into {type(model).__name__}:"
-            + (f"\n  missing keys ({len(missing)}): {', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}"
-               if missing else "")
-            + (f"\n  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}"
-               f"{' ...' if len(unexpected) > 20 else ''}" if unexpected else ""))
-    model.load_state_dict(new, strict=False)
-    return LoadResult(missing, unexpected)
-

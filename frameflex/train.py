@@ -49,14 +49,14 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
 from ._outputs import logits_of
-from .checkpoints import _unwrap, import_checkpoint, load_file
+from .checkpoints import load_state_dict, read_checkpoint
 from .data import SyntheticMotion, collate_clips
 from .datasets import VideoList, eval_transform, train_transform
 from .evaluate import evaluate, format_table
 from .hub import save_pretrained
 from .loss import FFNLoss
 from .models._registry import IMAGENET_MEAN, IMAGENET_STD, create_model, get_spec
-from .surgery import convert, forward_multi, is_converted, key_origins, load_state_dict, norm_types
+from .surgery import convert, forward_multi, is_converted, norm_types
 
 __all__ = ["Recipe", "RECIPES", "default_recipe", "lr_factor", "param_groups", "InitReport", "init_from",
            "UsageError", "add_arguments", "run", "main"]
@@ -457,7 +457,7 @@ def _adapters(values: Sequence[str] | None) -> str | list[str] | None:
 class InitReport(NamedTuple):
     """What :func:`init_from` did, key by key."""
 
-    layout: str  # "plain" (frameflex keys) or "official" (read by ff.import_checkpoint)
+    layout: str  # "frameflex" (the model's keys, plain or converted) or "official" (read by ff.import_checkpoint)
     loaded: list[str]
     missing: list[str]  # model keys the file lacks: they keep their initialisation
     unexpected: list[str]  # file keys with no place in the model
@@ -478,37 +478,18 @@ def init_from(model: nn.Module, path: str | os.PathLike, arch: str | None = None
         >>> report.missing, report.unexpected
         ([], [])
     """
-    try:  # safetensors or torch.load(weights_only=True); containers and DDP/compile prefixes removed
-        sd = _unwrap(load_file(path))
+    try:  # the one key path: safe load, containers, prefixes, layout; all or nothing
+        sd, layout = read_checkpoint(model, path, arch=arch)
+        result = load_state_dict(model, sd, strict=False, ignore_mismatched_sizes=True)
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(f"--init {path}: {_one_line(e)}") from None
-    origins = key_origins(model)
-    known = set(origins) | {o.plain for o in origins.values()}
-    layout = "plain"
-    rules = get_spec(arch).checkpoint_rules if arch is not None else None
-    if rules is not None and sum(k in known for k in sd) < len(sd) / 2:
-        try:
-            sd, layout = dict(import_checkpoint(sd, arch=arch, strict=False)), "official"
-        except ValueError as e:
-            raise UsageError(f"--init {path}: most keys are not {arch}'s, and it is no official {arch} "
-                             f"checkpoint either: {e}") from None
-    own = model.state_dict()
-    plain_to_key = {}
-    for key, origin in origins.items():
-        plain_to_key.setdefault(origin.plain, key)
-    skipped = []
-    for key in list(sd):
-        target = key if key in own else plain_to_key.get(key)
-        if target is not None and own[target].shape != sd[key].shape:
-            skipped.append(f"{key} {tuple(sd[key].shape)} vs {tuple(own[target].shape)}")
-            del sd[key]
-    result = load_state_dict(model, sd, strict=False)
-    unexpected = set(result.unexpected_keys)
-    loaded = [k for k in sd if k not in unexpected]
-    if not loaded:
-        raise UsageError(f"--init {path}: none of its {len(sd) + len(skipped)} tensors fit the model "
+    skipped = [k for k, _, _ in result.mismatched_keys]
+    loaded = [k for k in sd if k not in {*result.unexpected_keys, *skipped}]
+    if not loaded:  # nothing was written
+        raise UsageError(f"--init {path}: none of its {len(sd)} tensors fit the model "
                          f"(first keys: {', '.join(list(sd)[:4])})")
-    return InitReport(layout, loaded, list(result.missing_keys), list(result.unexpected_keys), skipped)
+    return InitReport(layout, loaded, [*result.missing_keys, *skipped], list(result.unexpected_keys),
+                      [f"{k} {a} vs {b}" for k, a, b in result.mismatched_keys])
 
 
 class _EveryFrameCount(nn.Module):

@@ -331,7 +331,7 @@ def test_load_state_dict_reports_missing_and_unexpected_keys_by_name(shared_net)
 def test_load_state_dict_accepts_wrapper_prefixes_and_old_bn_files(shared_net):
     model = ff.convert(copy.deepcopy(shared_net), SETS)
     sd = {f"module.{k}": v for k, v in shared_net.state_dict().items() if "num_batches_tracked" not in k}
-    assert ff.load_state_dict(model, sd) == ([], [])
+    assert ff.load_state_dict(model, sd) == ([], [], [])
 
 
 def test_converted_state_dict_holds_every_branch(shared_net):
@@ -352,7 +352,7 @@ def test_key_origins_cover_exactly_the_state_dict(name):
     plain = set(net.state_dict())
     head = "head" if name != "tv_r3d_18" else "fc"
     converted = ff.convert(nn.ModuleDict({"pre": Block(), "net": net}), SETS, adapters=["pre", f"net.{head}"])
-    origins = ff.surgery.key_origins(converted)
+    origins = ff.checkpoints.key_origins(converted)
     assert set(origins) == set(converted.state_dict())
     assert {o.plain[4:] for o in origins.values() if not o.adapter and o.plain.startswith("net.")} == plain
     assert {(o.plain, o.frames) for o in origins.values() if o.adapter} == {

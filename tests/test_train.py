@@ -147,7 +147,7 @@ def test_init_fans_a_plain_checkpoint_out_to_every_branch(tmp_path):
     for path in (tmp_path / "plain.safetensors", tmp_path / "plain.pth"):
         model = ff.create_model("tsm_tiny", num_classes=4, frame_sets=[4, 8, 16])
         report = train.init_from(model, path, arch="tsm_tiny")
-        assert report.layout == "plain" and report.missing == ["fc.bias"] and report.unexpected == ["extra.weight"]
+        assert report.layout == "frameflex" and report.missing == ["fc.bias"] and report.unexpected == ["extra.weight"]
         own = model.state_dict()
         for t in (4, 8, 16):
             torch.testing.assert_close(own[f"backbone.bn1.branches.{t}.running_var"], sd["backbone.bn1.running_var"])
