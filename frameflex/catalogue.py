@@ -22,6 +22,7 @@ class CheckpointEntry:
     frame_sets: tuple[int, ...]  # L/M/H it was evaluated at
     top1: tuple[float, float, float]  # reported top-1 (%) at L/M/H
     drive_id: str
+    views: str = "1 clip x 1 centre crop"  # the test protocol of `top1` (`frameflex eval --clips/--crops`)
 
     @property
     def num_classes(self) -> int:
@@ -51,11 +52,13 @@ CATALOGUE: tuple[CheckpointEntry, ...] = (
     CheckpointEntry("tea_r50", "sthv1", True, (4, 8, 16), (44.97, 51.61, 54.04), "1svAKVJRIEL0bRsgVP9ZOx6n-Yd5tKaYt"),
     CheckpointEntry("tea_r50", "sthv1", False, (4, 8, 16), (21.78, 41.49, 51.23), "1pfOgZXR5N5hRy14Ub7FyzBq-BIWFWnBO"),
     CheckpointEntry("slowfast_r50", "sthv1", True, (16, 32, 64), (43.90, 47.11, 47.27),
-                    "17zZ_tyAPNx9mz_qu0whhhjlqalElVexS"),
+                    "17zZ_tyAPNx9mz_qu0whhhjlqalElVexS", "1 clip x 1 centre crop, 256 px"),
     CheckpointEntry("slowfast_r50", "sthv1", False, (16, 32, 64), (15.08, 35.08, 45.88),
-                    "1WW6nirUmVK7AL9EmlkDw8eOWG4wSJlds"),
-    CheckpointEntry("uniformer_s", "sthv1", True, (4, 8, 16), (51.41, 56.64, 58.88), "1ZlBBEgMA5CJsJCbVfht9ytqY-oD7jEEo"),
-    CheckpointEntry("uniformer_s", "sthv1", False, (4, 8, 16), (22.38, 47.98, 56.71), "1r68Z9iUUQDcrpZYdq7kYGd7jflStjD0t"),
+                    "1WW6nirUmVK7AL9EmlkDw8eOWG4wSJlds", "1 clip x 1 centre crop, 256 px"),
+    CheckpointEntry("uniformer_s", "sthv1", True, (4, 8, 16), (51.41, 56.64, 58.88), "1ZlBBEgMA5CJsJCbVfht9ytqY-oD7jEEo",
+                    "1 clip x 3 crops"),
+    CheckpointEntry("uniformer_s", "sthv1", False, (4, 8, 16), (22.38, 47.98, 56.71), "1r68Z9iUUQDcrpZYdq7kYGd7jflStjD0t",
+                    "1 clip x 3 crops"),
     CheckpointEntry("tsm_r50", "sthv2", True, (4, 8, 16), (56.07, 61.86, 63.61), "1lmKFR-5sO86A1ge7JkWzY0nXkE0it4wo"),
     CheckpointEntry("tsm_r50", "sthv2", False, (4, 8, 16), (31.52, 51.55, 61.02), "1S8XQ66oUIp2PEGpD81j_Y-gq0cEV3VwF"),
     CheckpointEntry("tsm_r50", "k400", True, (4, 8, 16), (68.96, 72.33, 74.35), "17SaTXHI_7bgw1-aT2mpE78rX44hHQ5EL"),
@@ -71,10 +74,10 @@ def find_entry(arch: str, dataset: str | None = None, ffn: bool | None = None) -
 
 def catalogue_table() -> str:
     """The catalogue as a markdown table (``frameflex models`` and the README print it)."""
-    rows = ["| arch | dataset | classes | kind | frames L/M/H | reported top-1 L / M / H | Hub repo (once published) "
-            "| original file |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| arch | dataset | classes | kind | frames L/M/H | reported top-1 L / M / H | test views "
+            "| Hub repo (once published) | original file |", "|---|---|---|---|---|---|---|---|---|"]
     for e in CATALOGUE:
         kind = "FFN (one model)" if e.ffn else f"trained at {e.frame_sets[-1]} only"
         rows.append(f"| {e.arch} | {e.dataset_name} | {e.num_classes} | {kind} | {'/'.join(map(str, e.frame_sets))} "
-                    f"| {' / '.join(f'{a:.2f}' for a in e.top1)} | `{e.hub_repo}` | [Drive]({e.source}) |")
+                    f"| {' / '.join(f'{a:.2f}' for a in e.top1)} | {e.views} | `{e.hub_repo}` | [Drive]({e.source}) |")
     return "\n".join(rows)

@@ -270,13 +270,15 @@ class MultiFrameClips:
                 got = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
                 raise ValueError(f"transform must map (N, C, H, W) to (N, C, H', W'), got {got} for N={n} "
                                  "(or to (crops, N, C, H', W'))")
-        crops = frames.unsqueeze(0) if frames.dim() == 4 else frames  # (S, N, C, H, W)
+        crops = (frames.unsqueeze(0) if frames.dim() == 4 else frames).transpose(1, 2)  # (S, C, N, H, W), a view
         out = {}
         for t, idx in per_t.items():
             pos = torch.searchsorted(union, idx.reshape(-1)).view(-1, t)  # (clips, T)
-            views = crops[:, pos]  # (S, clips, T, C, H, W)
-            views = views.transpose(0, 1).flatten(0, 1).transpose(1, 2)  # (clips * S, C, T, H, W)
-            out[t] = (views[0] if views.shape[0] == 1 else views).contiguous()
+            views = crops[:, :, pos]  # (S, C, clips, T, H, W): the one copy
+            if views.shape[0] * views.shape[2] == 1:
+                out[t] = views[0, :, 0]  # (C, T, H, W), contiguous
+            else:  # (clips * S, C, T, H, W), clip-major
+                out[t] = views.permute(2, 0, 1, 3, 4, 5).flatten(0, 1).contiguous()
         return out
 
     def __call__(self, video: Any) -> dict[int, Tensor]:

@@ -3,9 +3,11 @@
 :func:`evaluate` is the loop (any model, any loader of ``({T: clip}, labels)``);
 :func:`main` is the command line behind ``frameflex eval`` and
 ``python benchmarks/accuracy.py``: a zoo model from the Hub, a local folder or an
-original checkpoint file, a dataset in TSM's list format, a markdown table out.
-The protocol is FFN's: one clip per video, centre segment sampling, shorter
-side resized to 256 and a centre crop of 224 (per-arch sizes and normalisation).
+original checkpoint file, video files or JPEG frame lists, a markdown table out.
+The default protocol is FFN's: one clip per video, centre segment sampling,
+shorter side resized to 256 and a centre crop of 224 (per-arch sizes and
+normalisation); ``--clips N --crops 3`` is the multi-view one, with the GMACs
+of all views beside the accuracy.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from . import _checks
 from ._modes import train_mode
 from ._outputs import logits_of
 from .data import collate_clips
+from .errors import DataError
 from .layers import nearest_frames
 from .surgery import frame_sets as model_frame_sets
 from .surgery import frames as use_frames
@@ -68,9 +71,15 @@ def evaluate(
         device: where to run; the model is moved there. None: the model's device.
         progress: show a tqdm bar with the running top-1.
 
+    Clips of shape (B, V, C, T, H, W) hold V test views per video (``num_clips``
+    and a 3-crop transform, e.g. ``video_dataset(..., num_clips=2,
+    transform=transforms_for(arch, crops=3))``): the model sees every view and
+    the video's score is the mean of their softmax (the multi-view protocol).
+
     Returns:
-        ``{"top1": {T: pct}, "top5": {T: pct}, "count": videos}``. With fewer than
-        5 classes "top5" counts all of them (100%).
+        ``{"top1": {T: pct}, "top5": {T: pct}, "count": videos, "views": V, "skipped": [paths]}``.
+        With fewer than 5 classes "top5" counts all of them (100%). ``skipped``: the
+        unreadable videos a ``skip_bad`` dataset left out (not counted).
 
     Example:
         >>> val = VideoList("val.txt", root="frames", frame_sets=(4, 8, 16), transform=transforms_for("tsm_r50"))
@@ -91,6 +100,8 @@ def evaluate(
     correct1: dict[int, int] = {}
     correct5: dict[int, int] = {}
     count = 0
+    views: int | None = None
+    skipped: list = []
     total = len(loader) if hasattr(loader, "__len__") else None
     batches = iter(loader)
     bar = tqdm(batches, total=total, desc="eval", unit="batch", disable=not progress, dynamic_ncols=True)
@@ -111,30 +122,43 @@ def evaluate(
                     raise ValueError(f"batch {b}: labels must be class indices of shape (B,), got "
                                      f"{labels.dtype} {tuple(labels.shape)}")
                 labels = labels.to(place)
+                if not labels.numel():  # every video of the batch was skipped as unreadable
+                    continue
                 for t in wanted:
                     x = clips[t]
                     if not isinstance(x, Tensor) or x.dim() < 3 or x.shape[0] != labels.shape[0]:
                         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
                         raise ValueError(f"batch {b}: clip for T={t} must be a (B, C, T, H, W) tensor with "
                                          f"B={labels.shape[0]} labels, got {shape}")
+                    # (B, V, C, T, H, W): V test views per video (clips x crops), their softmax averaged.
+                    v = x.shape[1] if x.dim() == 6 else 1
+                    if views is None:
+                        views = v
+                    elif v != views:
+                        raise ValueError(f"batch {b}: clip for T={t} has {v} views, earlier ones {views}")
                     x = x.to(place, dtype=dtype if x.is_floating_point() else None, non_blocking=True)
+                    if v > 1:
+                        x = x.flatten(0, 1)
                     if converted:
                         with use_frames(model, t):
                             logits = logits_of(model(x))
                     else:
                         logits = logits_of(model(x))
-                    if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != labels.shape[0]:
+                    if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != x.shape[0]:
                         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
                         raise ValueError(f"model output at T={t} must be (B, classes) logits with "
-                                         f"B={labels.shape[0]}, got {shape}")
+                                         f"B={x.shape[0]}, got {shape}")
                     if int(labels.max()) >= logits.shape[1] or int(labels.min()) < 0:
                         raise ValueError(f"batch {b}: labels {sorted(set(labels.tolist()))} do not fit the "
                                          f"model's {logits.shape[1]} classes")
+                    if v > 1:
+                        logits = logits.float().softmax(-1).view(labels.shape[0], v, -1).mean(1)
                     top = logits.topk(min(5, logits.shape[1]), dim=1).indices
                     hit = top == labels[:, None]
                     correct1[t] = correct1.get(t, 0) + int(hit[:, 0].sum())
                     correct5[t] = correct5.get(t, 0) + int(hit.any(dim=1).sum())
                 count += labels.shape[0]
+                skipped += list(getattr(batch, "skipped", ()))
                 if progress:
                     bar.set_postfix_str("top-1 " + " ".join(f"{t}f {100 * correct1[t] / count:.1f}%" for t in wanted))
     finally:
@@ -150,11 +174,16 @@ def evaluate(
         "top1": {t: 100.0 * correct1[t] / count for t in wanted},
         "top5": {t: 100.0 * correct5[t] / count for t in wanted},
         "count": count,
+        "views": views or 1,
+        "skipped": [str(s.path) for s in skipped],
     }
 
 
 def format_table(result: Mapping[str, Any]) -> str:
     """A markdown table of :func:`evaluate`'s result, one column per frame count.
+
+    With ``result["gmacs"]`` (``{T: GMACs per view}``) two more rows give the
+    compute per view and per video (x ``result["views"]``).
 
     Example:
         >>> print(format_table({"top1": {4: 42.85, 8: 48.2}, "top5": {4: 71.0, 8: 76.5}, "count": 11522}))
@@ -167,6 +196,11 @@ def format_table(result: Mapping[str, Any]) -> str:
     lines = ["| frames | " + " | ".join(str(t) for t in frames) + " |", "|---|" + "---|" * len(frames)]
     for key, name in (("top1", "top-1 (%)"), ("top5", "top-5 (%)")):
         lines.append(f"| {name} | " + " | ".join(f"{result[key][t]:.2f}" for t in frames) + " |")
+    if result.get("gmacs"):
+        views = result.get("views", 1)
+        lines.append("| GMACs per view | " + " | ".join(f"{result['gmacs'][t]:.2f}" for t in frames) + " |")
+        lines.append(f"| GMACs x {views} views | " + " | ".join(f"{result['gmacs'][t] * views:.2f}"
+                                                             for t in frames) + " |")
     return "\n".join(lines)
 
 
@@ -181,9 +215,17 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--filename", default=None, help="an original checkpoint inside the Hub repo MODEL "
                    "(e.g. uniformer_small_sthv1_16_prek600.pth), converted on load")
     p.add_argument("--list", required=True, dest="list_file", metavar="FILE",
-                   help="video list in TSM's format: 'frames_dir num_frames label' per line")
+                   help="video list: 'frames_dir num_frames label' lines (JPEG frames), 'video.mp4 label' lines, "
+                   "a Kinetics CSV or a Something-Something V2 JSON (recognised from the file)")
     p.add_argument("--root", default=None, metavar="DIR",
-                   help="folder the list's frame folders are relative to (default: the list file's folder)")
+                   help="folder the list's paths are relative to (default: the list file's folder)")
+    p.add_argument("--clips", type=int, default=1, metavar="N",
+                   help="temporal test views per video (default 1); the views' softmax is averaged")
+    p.add_argument("--crops", type=int, choices=(1, 3), default=1,
+                   help="spatial views: 1 centre crop (default) or 3 crops along the long side "
+                   "(short side resized to the crop size)")
+    p.add_argument("--decoder", choices=("auto", "torchcodec", "pyav"), default="auto",
+                   help="video file decoder (default: torchcodec if it loads, else PyAV)")
     p.add_argument("--frames", type=int, nargs="+", default=None, metavar="T",
                    help="frame counts to evaluate (default: the model's frame sets; plain models: the arch's L/M/H)")
     p.add_argument("--image-tmpl", default="{:05d}.jpg",
@@ -235,10 +277,11 @@ def _fail(message: object) -> int:
 def run(args: argparse.Namespace) -> int:
     """Execute ``frameflex eval`` for parsed ``args``; returns the exit status."""
     from . import __version__
-    from .datasets import VideoList, transforms_for
+    from .datasets import VideoFiles, transforms_for, video_dataset
+    from .flops import profile
     from .models._registry import get_spec
 
-    for name in ("batch_size", "threads", "limit", "input_size", "resize"):
+    for name in ("batch_size", "threads", "limit", "input_size", "resize", "clips"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             return _fail(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -249,12 +292,16 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    list_args = dict(root=args.root, image_tmpl=args.image_tmpl, index_base=args.index_base)
+    list_args = dict(root=args.root, image_tmpl=args.image_tmpl, index_base=args.index_base, backend=args.decoder)
 
-    try:  # the list first: a bad line fails in milliseconds, before any weights are loaded
-        VideoList(args.list_file, frame_sets=(1,), **list_args)
+    try:  # the list first: a bad line or a missing video fails in milliseconds, before any weights are loaded
+        listed = video_dataset(args.list_file, frame_sets=(1,), **list_args)
+        missing = listed.missing() if isinstance(listed, VideoFiles) else []
     except (FileNotFoundError, ValueError) as e:
         return _fail(e)
+    if missing:
+        return _fail(f"{len(missing)} of the {len(listed)} videos of {args.list_file} are missing or empty, "
+                     f"e.g. {missing[0].path} (line {missing[0].line})")
     try:
         model, source = _load_model(args)
     except (FileNotFoundError, ValueError, RuntimeError) as e:  # may span lines: the keys that do not fit
@@ -270,11 +317,11 @@ def run(args: argparse.Namespace) -> int:
         return _fail(e)
     try:
         kw = {k: v for k, v in (("input_size", args.input_size), ("resize", args.resize)) if v is not None}
-        transform = transforms_for(arch, train=False, **kw)
+        transform = transforms_for(arch, train=False, crops=args.crops, **kw)
     except ValueError as e:  # e.g. --resize smaller than the crop
         return _fail(e)
-    dataset = VideoList(args.list_file, frame_sets=frames, train=False, transform=transform, sampler=args.sampler,
-                        **list_args)
+    dataset = video_dataset(args.list_file, frame_sets=frames, train=False, transform=transform,
+                            sampler=args.sampler, num_clips=args.clips, **list_args)
     n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     labels = dataset.labels[:n]
     num_classes = model.frameflex_config.get("num_classes")
@@ -289,15 +336,19 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         result = evaluate(model, loader, frames, device=device, progress=not args.no_progress)
-    except (FileNotFoundError, OSError) as e:  # a frame folder or file named in the list is missing or broken
+    except (FileNotFoundError, OSError, DataError) as e:  # a frame or video file named in the list is broken
         return _fail(e)
     seconds = time.perf_counter() - start
 
     branches = {t: nearest_frames(t, model_frame_sets(model)) for t in frames} if is_converted(model) else None
     spec = get_spec(arch)
+    size = args.input_size or spec.input_size
+    result["gmacs"] = {r.frames: r.gmacs for r in profile(model, frames, input_size=size, latency=False)}
+    views = result["views"]
+    crop = "centre crop" if args.crops == 1 else "3 crops"
     print(f"{source} ({arch}, {'frame sets ' + str(list(model_frame_sets(model))) if is_converted(model) else 'plain'})"
-          f" on {n} videos of {args.list_file}, 1 clip, centre crop "
-          f"{args.input_size or spec.input_size}, {seconds:.1f} s")
+          f" on {n} videos of {args.list_file}, {args.clips} clip{'s' if args.clips > 1 else ''} x {crop} "
+          f"{size} = {views} view{'s' if views > 1 else ''} per video, {seconds:.1f} s")
     if branches and any(t != b for t, b in branches.items()):
         print("branch used: " + ", ".join(f"{t} frames -> {b}" for t, b in branches.items()))
     print(format_table(result))
@@ -306,13 +357,16 @@ def run(args: argparse.Namespace) -> int:
             "top1": {str(t): v for t, v in result["top1"].items()},
             "top5": {str(t): v for t, v in result["top5"].items()},
             "count": result["count"],
+            "views": views,
+            "gmacs_per_view": {str(t): round(g, 3) for t, g in result["gmacs"].items()},
+            "gmacs_per_video": {str(t): round(g * views, 3) for t, g in result["gmacs"].items()},
             "model": {"source": source, "architecture": arch, "num_classes": num_classes,
                       "frame_sets": list(model_frame_sets(model)) if is_converted(model) else None,
                       "branch": {str(t): b for t, b in branches.items()} if branches else None},
             "dataset": {"list": str(args.list_file), "root": str(dataset.root), "videos": len(dataset),
                         "limit": args.limit, "image_tmpl": args.image_tmpl, "index_base": args.index_base},
-            "protocol": {"clips": 1, "sampler": args.sampler, "input_size": args.input_size or spec.input_size,
-                         "resize": args.resize or (args.input_size or spec.input_size) * 256 // 224,
+            "protocol": {"clips": args.clips, "crops": args.crops, "views": views, "sampler": args.sampler,
+                         "input_size": size, "resize": args.resize or (size * 256 // 224 if args.crops == 1 else size),
                          "mean": list(spec.mean), "std": list(spec.std)},
             "device": str(device), "seconds": round(seconds, 2), "frameflex_version": __version__,
         }
@@ -327,7 +381,7 @@ def build_parser(prog: str = "frameflex eval") -> argparse.ArgumentParser:
     """The standalone parser of :func:`main`."""
     return add_arguments(argparse.ArgumentParser(
         prog=prog, description="Top-1/top-5 accuracy of a video model at several frame counts "
-        "(1 clip, centre crop) on a dataset of JPEG frames listed in TSM's format."))
+        "(default 1 clip x 1 centre crop; --clips N --crops 3 for multi-view) on video files or JPEG frames."))
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "frameflex eval") -> int:

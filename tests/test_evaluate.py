@@ -178,7 +178,9 @@ def test_main_on_a_checkpoint_file_with_arch(videos, tmp_path, capsys):
 
 @pytest.mark.parametrize("content, message", [
     ("video0 10 0\nvideo1 ten 1\n", r"list\.txt, line 2: num_frames must be an int, got 'ten'"),
-    ("video0 10\n", r"list\.txt, line 1: expected 3 fields"),
+    ("video0 10 0\nvideo1 10\n", r"list\.txt, line 2: expected 3 fields"),
+    ("v0.mp4 1\nv1.mp4\n", r"list\.txt, line 2: expected 'path label'"),
+    ("a,b\n", r"cannot tell the format of the video list .*list\.txt .*the formats are: frames: "),
     (None, r"video list file not found: .*list\.txt"),
 ])
 def test_main_exits_non_zero_on_a_bad_list(tmp_path, capsys, content, message):
@@ -209,6 +211,64 @@ def test_main_exits_non_zero_on_missing_model_frames_or_labels(videos, tmp_path,
     assert "--arch tea_r50 was given, but " in capsys.readouterr().err
     assert main([str(folder), "--list", str(videos), "--batch-size", "0"]) == 2
     assert "--batch-size must be positive, got 0" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def video_files(tmp_path_factory) -> Path:
+    """mp4 and webm files and an mmaction2 list ('path label') of them."""
+    from _videos import write_video
+
+    root = tmp_path_factory.mktemp("eval_video_files")
+    names = ["a.mp4", "b.webm", "c.mp4", "d.webm"]
+    for i, name in enumerate(names):
+        write_video(root / name, n=12 + i, height=40, width=56, seed=i)
+    (root / "list.txt").write_text("".join(f"{name} {i % CLASSES}\n" for i, name in enumerate(names)))
+    return root / "list.txt"
+
+
+def test_multi_view_scores_are_the_mean_softmax_of_the_views(video_files):
+    model = _trained()
+    ds = ff.datasets.video_dataset(video_files, frame_sets=(4, 8), num_clips=2,
+                                   transform=transforms_for("tsm_tiny", crops=3))
+    clips, _ = ds[0]
+    assert clips[8].shape == (6, 3, 8, 32, 32)  # 2 clips x 3 crops
+    result = evaluate(model, ds, (4, 8), progress=False, batch_size=3)
+    assert result["views"] == 6 and result["count"] == 4
+    hits = {4: 0, 8: 0}
+    with torch.no_grad():
+        for clips, label in (ds[i] for i in range(len(ds))):
+            for t in (4, 8):
+                with ff.frames(model, t):
+                    score = model(clips[t]).softmax(-1).mean(0)  # the 6 views as a batch
+                hits[t] += int(score.argmax()) == label
+    assert result["top1"] == pytest.approx({t: 100 * hits[t] / 4 for t in (4, 8)})
+
+
+def test_main_on_video_files_reports_views_and_their_gmacs(video_files, tmp_path, capsys):
+    folder = save_pretrained(_trained(), tmp_path / "model")
+    out = tmp_path / "mv.json"
+    assert main([str(folder), "--list", str(video_files), "--clips", "2", "--crops", "3", "--workers", "0",
+                 "--json", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "on 4 videos of" in printed and "2 clips x 3 crops 32 = 6 views per video" in printed
+    info = json.loads(out.read_text())
+    gmacs = ff.profile(_trained(), input_size=32, latency=False)
+    assert info["views"] == 6 and info["protocol"]["clips"] == 2 and info["protocol"]["crops"] == 3
+    assert info["gmacs_per_view"] == pytest.approx({str(r.frames): r.gmacs for r in gmacs}, abs=1e-3)
+    assert info["gmacs_per_video"] == pytest.approx({str(r.frames): 6 * r.gmacs for r in gmacs}, abs=1e-3)
+    per_view = " | ".join(f"{r.gmacs:.2f}" for r in gmacs)
+    per_video = " | ".join(f"{6 * r.gmacs:.2f}" for r in gmacs)
+    assert f"| GMACs per view | {per_view} |" in printed and f"| GMACs x 6 views | {per_video} |" in printed
+    # The default protocol: 1 clip x 1 centre crop.
+    assert main([str(folder), "--list", str(video_files), "--workers", "0", "--decoder", "pyav",
+                 "--no-progress"]) == 0
+    assert "1 clip x centre crop 32 = 1 view per video" in capsys.readouterr().out
+    # A missing video stops the run before the model is loaded, naming it.
+    (tmp_path / "list.txt").write_text(f"{video_files.parent / 'a.mp4'} 0\n{tmp_path / 'gone.webm'} 1\n")
+    assert main(["no/such-model", "--list", str(tmp_path / "list.txt"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(r"frameflex eval: error: 1 of the 2 videos of \S+list\.txt are missing or empty, "
+                        r"e\.g\. \S+gone\.webm \(line 2\)", err), err
 
 
 def test_benchmark_script_is_the_same_program(capsys):
