@@ -27,3 +27,16 @@ def test_flops_table_has_published_numbers_beside_ours(capsys, tmp_path):
 def test_flops_unknown_model_is_named(bad):
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         _main("flops")(bad)
+
+
+def test_data_throughput_table_covers_every_source_decoder_and_sampling(capsys):
+    from frameflex.video import available_backends
+
+    decoders = [b for b, problem in available_backends().items() if problem is None]
+    rows = _main("data")(["--videos", "1", "--items", "2", "--repeats", "1", "--workers", "0", "--mp4", "20", "30",
+                          "--webm", "20", "12", "--short-side", "36", "--crop", "32"])
+    assert [(r["source"], r["decoder"]) for r in rows] == (
+        [("mp4", d) for d in decoders] + [("webm", d) for d in decoders] + [("jpeg", "PIL")])
+    assert all(r[k] > 0 for r in rows for k in ("16f", "independent", "nested", "nested_x", "independent_x"))
+    out = capsys.readouterr().out
+    assert "| 4/8/16 nested /s |" in out and "nested multi-frame sample: at most" in out
