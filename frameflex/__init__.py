@@ -12,24 +12,23 @@ from .errors import (
     StateDictError, UnknownKeyError, UsageError,
 )
 from .data import MultiFrameClips, SyntheticMotion, collate_clips, segment_indices, uniform_indices
-from .export import calibrate, specialize
+from .calibration import calibrate
+from .deploy import specialize
 from .flops import profile
 from .hub import from_pretrained, push_to_hub, save_pretrained
 from .layers import ChannelScale, FrameNorm, FrameScale, InputScale, nearest_frames
 from .loss import FFNLoss
-from .models._registry import create_model, list_models
-from .surgery import (
-    convert, forward_multi, frame_sets, frames, is_converted, norm_types,
-    register_norm, set_frames,
-)
+from .models._registry import create_model, get_spec, list_models
+from .selection import forward_multi, frame_sets, frames, is_converted, set_frames
+from .surgery import convert, norm_types, register_norm
 
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 __all__ = [
     "convert", "register_norm", "norm_types", "is_converted", "frame_sets", "set_frames", "frames",
     "forward_multi", "load_state_dict", "FFNLoss", "specialize", "calibrate",
     "FrameNorm", "FrameScale", "InputScale", "ChannelScale", "nearest_frames",
-    "create_model", "list_models", "import_checkpoint", "profile", "cascade",
+    "create_model", "list_models", "get_spec", "import_checkpoint", "profile", "cascade",
     "save_pretrained", "from_pretrained", "push_to_hub",
     "segment_indices", "uniform_indices", "MultiFrameClips", "collate_clips", "SyntheticMotion",
     "FrameflexError", "ArgumentError", "ArgumentTypeError", "ConversionError", "CheckpointError", "StateDictError",

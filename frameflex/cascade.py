@@ -11,14 +11,11 @@ from typing import Mapping, NamedTuple, Sequence
 import torch
 from torch import nn
 
+from . import _checks, selection
+from ._modes import train_mode
 from ._outputs import logits_of
 from .data import segment_indices
-from . import _checks
-from ._modes import train_mode
 from .errors import ArgumentError, UnknownKeyError
-from .surgery import frame_sets as model_frame_sets
-from .surgery import frames as use_frames
-from .surgery import is_converted
 
 __all__ = ["cascade", "CascadeResult"]
 
@@ -52,8 +49,8 @@ def cascade(model: nn.Module, clips: Mapping[int, torch.Tensor] | torch.Tensor, 
     if frame_sets is None:
         if isinstance(clips, Mapping):
             frame_sets = sorted(clips)
-        elif is_converted(model):
-            frame_sets = model_frame_sets(model)
+        elif selection.is_converted(model):
+            frame_sets = selection.frame_sets(model)
         else:
             raise ArgumentError("cascade: pass frame_sets=[...] (the model is not frame-flexible)")
     frame_sets = sorted(_checks.frame_sets(frame_sets))
@@ -70,7 +67,7 @@ def cascade(model: nn.Module, clips: Mapping[int, torch.Tensor] | torch.Tensor, 
     with train_mode(model, False):
         for i, t in enumerate(frame_sets):
             x = clips[t].index_select(0, todo)
-            with use_frames(model, t) if is_converted(model) else torch.no_grad():
+            with selection.frames(model, t) if selection.is_converted(model) else torch.no_grad():
                 out = logits_of(model(x))
             if logits is None:
                 logits = out.new_zeros(batch, out.shape[-1])

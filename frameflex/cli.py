@@ -177,7 +177,7 @@ _SUBCOMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Call
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``frameflex`` command."""
-    from frameflex import __version__
+    from frameflex._version import __version__
 
     parser = argparse.ArgumentParser(prog="frameflex", description="Frame-flexible video models (FFN, CVPR 2023).")
     parser.add_argument("--version", action="version", version=f"frameflex {__version__}")

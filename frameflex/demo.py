@@ -27,10 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-import frameflex as ff
-from frameflex import _checks
-from frameflex.data import SyntheticMotion, collate_clips
-from frameflex.models.tsm import TSM_ADAPTERS, tsm_tiny
+from . import _checks
+from .data import SyntheticMotion, collate_clips
+from .loss import FFNLoss
+from .models.tsm import TSM_ADAPTERS, tsm_tiny
+from .selection import forward_multi
+from .surgery import convert
 
 __all__ = ["DemoConfig", "run_demo", "format_table"]
 
@@ -98,7 +100,7 @@ def _train(model: nn.Module, loader: torch.utils.data.DataLoader, cfg: DemoConfi
     """Train for ``cfg.steps`` optimizer steps (AdamW, one-cycle); returns the seconds it took."""
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
-    loss_fn = ff.FFNLoss()
+    loss_fn = FFNLoss()
     high = max(cfg.train_frames)
     model.train()
     start = time.perf_counter()
@@ -109,7 +111,7 @@ def _train(model: nn.Module, loader: torch.utils.data.DataLoader, cfg: DemoConfi
                 clips = {t: c.to(device) for t, c in clips.items()}
                 y = y.to(device)
                 if multi:  # every frame count through its own branch, one loss
-                    loss = loss_fn(ff.forward_multi(model, clips), y)
+                    loss = loss_fn(forward_multi(model, clips), y)
                 else:
                     loss = F.cross_entropy(model(clips[high]), y)
                 opt.zero_grad(set_to_none=True)
@@ -170,7 +172,7 @@ def run_demo(cfg: DemoConfig | None = None, log: Callable[[str], None] = print) 
         torch.manual_seed(cfg.seed)  # same initial weights for both
         model = tsm_tiny(cfg.num_classes, width=cfg.width)
         if name == "FFN":
-            model = ff.convert(model, frame_sets=frame_sets, adapters=[TSM_ADAPTERS], time_dim=2)
+            model = convert(model, frame_sets=frame_sets, adapters=[TSM_ADAPTERS], time_dim=2)
         model.to(device)
         train = SyntheticMotion(cfg.steps * cfg.batch_size, frame_sets=frame_sets, train=True, seed=cfg.seed,
                                 **data_kw)

@@ -26,15 +26,12 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from . import _checks
+from . import _checks, selection
 from ._modes import train_mode
 from ._outputs import logits_of
 from .data import collate_clips
 from .errors import DataError
 from .layers import nearest_frames
-from .surgery import frame_sets as model_frame_sets
-from .surgery import frames as use_frames
-from .surgery import is_converted
 
 __all__ = ["evaluate", "format_table", "add_arguments", "run", "main"]
 
@@ -96,7 +93,7 @@ def evaluate(
     if device is not None:
         model.to(device)
     place, dtype = _model_place(model)
-    converted = is_converted(model)
+    converted = selection.is_converted(model)
     correct1: dict[int, int] = {}
     correct5: dict[int, int] = {}
     count = 0
@@ -140,7 +137,7 @@ def evaluate(
                     if v > 1:
                         x = x.flatten(0, 1)
                     if converted:
-                        with use_frames(model, t):
+                        with selection.frames(model, t):
                             logits = logits_of(model(x))
                     else:
                         logits = logits_of(model(x))
@@ -276,7 +273,7 @@ def _fail(message: object) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``frameflex eval`` for parsed ``args``; returns the exit status."""
-    from . import __version__
+    from ._version import __version__
     from .datasets import VideoFiles, transforms_for, video_dataset
     from .flops import profile
     from .models._registry import get_spec
@@ -310,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
     if args.arch is not None and args.arch != arch:
         return _fail(f"--arch {args.arch} was given, but {source} is a {arch} model")
     frames = tuple(args.frames) if args.frames else (
-        model_frame_sets(model) if is_converted(model) else get_spec(arch).frame_sets)
+        selection.frame_sets(model) if selection.is_converted(model) else get_spec(arch).frame_sets)
     try:
         frames = _checks.frame_sets(frames, "--frames")
     except ValueError as e:
@@ -340,13 +337,13 @@ def run(args: argparse.Namespace) -> int:
         return _fail(e)
     seconds = time.perf_counter() - start
 
-    branches = {t: nearest_frames(t, model_frame_sets(model)) for t in frames} if is_converted(model) else None
+    branches = {t: nearest_frames(t, selection.frame_sets(model)) for t in frames} if selection.is_converted(model) else None
     spec = get_spec(arch)
     size = args.input_size or spec.input_size
     result["gmacs"] = {r.frames: r.gmacs for r in profile(model, frames, input_size=size, latency=False)}
     views = result["views"]
     crop = "centre crop" if args.crops == 1 else "3 crops"
-    print(f"{source} ({arch}, {'frame sets ' + str(list(model_frame_sets(model))) if is_converted(model) else 'plain'})"
+    print(f"{source} ({arch}, {'frame sets ' + str(list(selection.frame_sets(model))) if selection.is_converted(model) else 'plain'})"
           f" on {n} videos of {args.list_file}, {args.clips} clip{'s' if args.clips > 1 else ''} x {crop} "
           f"{size} = {views} view{'s' if views > 1 else ''} per video, {seconds:.1f} s")
     if branches and any(t != b for t, b in branches.items()):
@@ -361,7 +358,7 @@ def run(args: argparse.Namespace) -> int:
             "gmacs_per_view": {str(t): round(g, 3) for t, g in result["gmacs"].items()},
             "gmacs_per_video": {str(t): round(g * views, 3) for t, g in result["gmacs"].items()},
             "model": {"source": source, "architecture": arch, "num_classes": num_classes,
-                      "frame_sets": list(model_frame_sets(model)) if is_converted(model) else None,
+                      "frame_sets": list(selection.frame_sets(model)) if selection.is_converted(model) else None,
                       "branch": {str(t): b for t, b in branches.items()} if branches else None},
             "dataset": {"list": str(args.list_file), "root": str(dataset.root), "videos": len(dataset),
                         "limit": args.limit, "image_tmpl": args.image_tmpl, "index_base": args.index_base},

@@ -14,12 +14,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import _checks
+from . import _checks, selection
 from ._modes import train_mode
 from .errors import ArgumentError
-from .surgery import frame_sets as model_frame_sets
-from .surgery import frames as use_frames
-from .surgery import is_converted
 
 __all__ = ["profile", "ProfileRow", "count_gmacs", "zoo_table", "markdown_table"]
 
@@ -59,9 +56,9 @@ def profile(model: nn.Module, frame_sets: Sequence[int] | None = None, input_siz
     ...
     """
     if frame_sets is None:
-        if not is_converted(model):
+        if not selection.is_converted(model):
             raise ArgumentError("profile: pass frame_sets=[...] for a model that is not frame-flexible")
-        frame_sets = model_frame_sets(model)
+        frame_sets = selection.frame_sets(model)
     frame_sets = _checks.frame_sets(frame_sets)
     _checks.positive_int(input_size, "input_size")
     param = next(model.parameters(), None)
@@ -73,7 +70,7 @@ def profile(model: nn.Module, frame_sets: Sequence[int] | None = None, input_siz
     with train_mode(model, False):
         for t in frame_sets:
             x = torch.randn(1, channels, t, input_size, input_size, device=device, dtype=dtype)
-            ctx = use_frames(model, t) if is_converted(model) else contextlib.nullcontext()
+            ctx = selection.frames(model, t) if selection.is_converted(model) else contextlib.nullcontext()
             with ctx:
                 gmacs = count_gmacs(model, x)
                 ms = _median_ms(model, x, repeats) if latency else None

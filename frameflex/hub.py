@@ -29,9 +29,9 @@ _PLACEHOLDER = "path/to/folder"
 
 
 def _config(model: nn.Module, extra: Mapping[str, Any]) -> dict:
-    from . import __version__
+    from ._version import __version__
     from .models._registry import get_spec
-    from .surgery import frame_sets, is_converted
+    from .selection import frame_sets, is_converted
 
     base = getattr(model, "frameflex_config", None)
     if base is None:

@@ -1,29 +1,24 @@
 """convert(): walk any nn.Module, swap its norms for FrameNorm, wrap adapter targets.
 
-Frame selection (set_frames / frames / time_dim) lives here too; how conversion
+Frame selection (set_frames, frames, time_dim) is in selection.py; how conversion
 renames state-dict keys is in checkpoints.py (key_origins).
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import re
-from typing import Iterator, Mapping, Sequence
+from typing import Sequence
 
-import torch
 from torch import nn
 
 from torch.nn.utils import parametrize
 
 from . import _checks
-from ._outputs import logits_of
 from .errors import ArgumentError, ArgumentTypeError, ConversionError
 from .layers import FrameNorm, FrameScale, FrameState, InputScale, _reference_tensor, adapter_spec
+from .selection import _PickFramesFromInput, _states
 
-__all__ = [
-    "convert", "register_norm", "norm_types", "frame_sets", "set_frames", "frames",
-    "forward_multi", "is_converted", "AUTO_BLOCK_PATTERN",
-]
+__all__ = ["convert", "register_norm", "norm_types", "AUTO_BLOCK_PATTERN"]
 
 _NORM_TYPES: list[type] = []
 
@@ -76,45 +71,6 @@ _register_defaults()
 # is a residual unit (torchvision/timm ResNets, ConvNeXt, ViT, Swin, EfficientNet ...).
 AUTO_BLOCK_PATTERN = re.compile(r".*(Block|Bottleneck|Residual)$")
 _LAYER_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
-
-
-def _states(model: nn.Module) -> list[FrameState]:
-    seen: dict[int, FrameState] = {}
-    for m in model.modules():
-        if isinstance(m, (FrameNorm, FrameScale)):
-            seen.setdefault(id(m._state), m._state)
-    return list(seen.values())
-
-
-def is_converted(model: nn.Module) -> bool:
-    """True if ``model`` holds frame-indexed layers."""
-    return bool(_states(model))
-
-
-def _require_states(model: nn.Module) -> list[FrameState]:
-    states = _states(model)
-    if not states:
-        raise ConversionError(f"{type(model).__name__} is not frame-flexible: call ff.convert(model, frame_sets=[...]) first")
-    return states
-
-
-class _PickFramesFromInput:
-    """Forward pre-hook: choose the branch from the input's size along ``time_dim``."""
-
-    def __init__(self, state: FrameState):
-        self.state = state
-
-    def __call__(self, module: nn.Module, args: tuple, kwargs: dict):
-        x = args[0] if args else next(iter(kwargs.values()), None)
-        dim = self.state.time_dim
-        if not isinstance(x, torch.Tensor):
-            raise ArgumentTypeError(f"time_dim={dim} needs a tensor as the first input, got {type(x).__name__}")
-        if not -x.dim() <= dim < x.dim():
-            raise ArgumentError(
-                f"time_dim={dim} is out of range for an input of shape {tuple(x.shape)} "
-                f"({x.dim()} dims); expected e.g. (B, C, T, H, W) with time_dim=2")
-        self.state.select(x.shape[dim])
-        return None
 
 
 def convert(
@@ -243,65 +199,3 @@ def _adapter_targets(model, named, adapters, allowed) -> list[tuple[str, nn.Modu
         except ValueError as e:
             raise ArgumentError(f"adapter target {n!r}: {e}") from None
     return list(found.values())
-
-
-# frame selection ---------------------------------------------------------------
-
-def frame_sets(model: nn.Module) -> tuple[int, ...]:
-    """The frame counts ``model`` has branches for, e.g. ``(4, 8, 16)``."""
-    sets = {s.frame_sets for s in _require_states(model)}
-    if len(sets) > 1:
-        raise ConversionError(f"model mixes parts converted with different frame_sets: {sorted(sets)}")
-    return sets.pop()
-
-
-def set_frames(model: nn.Module, frames: int) -> int:
-    """Run ``model`` at ``frames``; returns the branch used (nearest trained, ties to the larger).
-
-    >>> ff.set_frames(model, 12)   # with frame_sets (4, 8, 16)
-    16
-    """
-    _checks.frame_count(frames)
-    return [s.select(frames) for s in _require_states(model)][0]
-
-
-@contextlib.contextmanager
-def frames(model: nn.Module, frames: int) -> Iterator[int]:
-    """Temporarily run ``model`` at ``frames``; yields the branch used.
-
-    >>> with ff.frames(model, 8):
-    ...     logits = model(x8)
-    """
-    _checks.frame_count(frames)
-    states = _require_states(model)
-    previous = [s.key for s in states]
-    try:
-        yield [s.select(frames) for s in states][0]
-    finally:
-        for s, key in zip(states, previous):
-            s.key = key
-
-
-def forward_multi(model: nn.Module, clips: Mapping[int, torch.Tensor], **kwargs) -> dict[int, torch.Tensor]:
-    """Run each frame count's clip through its own branch: ``{T: model(clip_T)}``.
-
-    Clips are never concatenated, so no norm sees two frame counts at once; with
-    ``time_dim`` the clip's size along it must equal its key.
-
-    >>> outs = ff.forward_multi(model, {4: x4, 8: x8, 16: x16})
-    """
-    if not isinstance(clips, Mapping) or not clips:
-        raise ArgumentError("forward_multi expects a non-empty dict {frame_count: clip}")
-    states = _require_states(model)
-    time_dim = states[0].time_dim
-    outs = {}
-    for t in sorted(clips):
-        x = clips[t]
-        _checks.frame_count(t, "clips key")
-        if (time_dim is not None and isinstance(x, torch.Tensor) and -x.dim() <= time_dim < x.dim()
-                and x.shape[time_dim] != t):
-            raise ArgumentError(f"clips[{t}] has {x.shape[time_dim]} frames along time_dim={time_dim} "
-                                f"(shape {tuple(x.shape)}), not {t}")
-        with frames(model, t):
-            outs[t] = logits_of(model(x, **kwargs))
-    return outs

@@ -56,7 +56,8 @@ from .evaluate import evaluate, format_table
 from .hub import save_pretrained
 from .loss import FFNLoss
 from .models._registry import IMAGENET_MEAN, IMAGENET_STD, create_model, get_spec
-from .surgery import convert, forward_multi, is_converted, norm_types
+from .selection import forward_multi, is_converted
+from .surgery import convert, norm_types
 
 __all__ = ["Recipe", "RECIPES", "default_recipe", "lr_factor", "param_groups", "InitReport", "init_from",
            "UsageError", "add_arguments", "run", "main"]
@@ -621,7 +622,7 @@ class _Trainer:
     # ---- checkpoints
 
     def config(self) -> dict[str, Any]:
-        from . import __version__
+        from ._version import __version__
 
         return {"args": _jsonable(self.args), "recipe_name": self.recipe_name,
                 "recipe": dataclasses.asdict(self.recipe), "model": self.args.model, "ffn": self.ffn,

@@ -7,6 +7,8 @@ import torch
 import torchvision
 from torch import nn
 
+import frameflex as ff
+
 # Tiny inputs: one thread is fastest, and steady when other jobs share the cores.
 torch.set_num_threads(1)
 
@@ -72,6 +74,21 @@ def build(name: str, seed: int = 0) -> nn.Module:
 
 def clip(frames: int, size: int = 32, batch: int = 2, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, 3, frames, size, size, generator=torch.Generator().manual_seed(seed + frames))
+
+
+def trained_like(name: str = "tv_r3d_18", adapters="auto", frame_sets=(4, 8, 16)) -> nn.Module:
+    """A converted model whose branches differ, as after FFN training."""
+    model = ff.convert(build(name), frame_sets, adapters=adapters, time_dim=2)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, ff.FrameScale):
+                for p in m.scales.values():
+                    p.copy_(0.2 * torch.randn(p.shape, generator=g))
+            if isinstance(m, ff.FrameNorm):
+                for b in m.branches.values():
+                    b.running_mean.add_(0.1 * torch.randn(b.running_mean.shape, generator=g))
+    return model.eval()
 
 
 @pytest.fixture

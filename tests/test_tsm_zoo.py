@@ -35,7 +35,8 @@ import frameflex as ff
 from frameflex.layers import FrameScale
 from frameflex.models import tea as tea_module
 from frameflex.models._registry import get_spec
-from frameflex.models.tsm import TSM, PerFrameModel, TemporalShift, clip_frames
+from frameflex.models._temporal import PerFrameModel, clip_frames
+from frameflex.models.tsm import TSM, TemporalShift
 from _seeded import load_fixture, seeded_input, seeded_state_dict
 
 TOL = 1e-4

@@ -28,7 +28,7 @@ from timm.models.res2net import Bottle2neck
 from timm.models.resnet import ResNet
 
 from ._registry import IMAGENET_MEAN, IMAGENET_STD, CheckpointRules, register_model
-from .tsm import PerFrameModel
+from ._temporal import PerFrameModel
 
 __all__ = ["MotionExcitation", "TemporalAggregation", "TEABottleneck", "TEA", "tea_r50", "TEA_CHECKPOINT_RULES"]
 

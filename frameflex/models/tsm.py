@@ -20,15 +20,15 @@ Zoo: ``tsm_r50`` (timm ``resnet50``, the official TSM-R50 and FFN's TSM) and ``t
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
 
 from ._registry import IMAGENET_MEAN, IMAGENET_STD, CheckpointRules, register_model
+from ._temporal import PerFrameModel
 
-__all__ = ["temporal_shift", "TemporalShift", "clip_frames", "PerFrameModel", "TSM", "tsm_tiny", "tsm_r50", "TSM_ADAPTERS",
+__all__ = ["temporal_shift", "TemporalShift", "TSM", "tsm_tiny", "tsm_r50", "TSM_ADAPTERS",
            "TSM_CHECKPOINT_RULES"]
 
 #: Where FFN puts its adapters in TSM: after the shift, at the input of each
@@ -95,30 +95,6 @@ class TemporalShift(nn.Module):
         return f"fold_div={self.fold_div}"
 
 
-@contextlib.contextmanager
-def clip_frames(modules: Iterable[nn.Module], num_frames: int) -> Iterator[None]:
-    """Give every temporal module (``num_frames`` attribute) the clip's T for one forward, then None.
-
-    Taken back even on error, so no segment count survives a call and every call (and
-    every FFN branch) uses its own T. Used by :class:`TSM` and the TEA model.
-
-    Example:
-        >>> shift = TemporalShift(nn.Identity())
-        >>> with clip_frames([shift], 4):
-        ...     y = shift(torch.randn(8, 8, 1, 1))
-        >>> shift.num_frames is None
-        True
-    """
-    modules = list(modules)
-    for m in modules:
-        m.num_frames = num_frames
-    try:
-        yield
-    finally:
-        for m in modules:
-            m.num_frames = None
-
-
 def _block_types() -> tuple[type, ...]:
     from timm.models.resnet import BasicBlock, Bottleneck
 
@@ -130,26 +106,6 @@ def _block_types() -> tuple[type, ...]:
     except ImportError:  # torchvision is optional
         pass
     return tuple(types)
-
-
-class PerFrameModel(nn.Module):
-    """TSN-style forward shared by TSM and TEA: the 2D ``backbone`` sees (B*T, C, H, W), the
-    per-frame ``fc`` logits are averaged over T. Subclasses set ``backbone``, ``dropout``, ``fc``
-    and name their T-dependent modules in ``temporal_modules()``.
-    """
-
-    def temporal_modules(self) -> Iterator[nn.Module]:
-        raise NotImplementedError
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 5:
-            raise ValueError(f"{type(self).__name__} expects a (B, C, T, H, W) clip, got shape {tuple(x.shape)}")
-        b, c, t, h, w = x.shape
-        frames = x.transpose(1, 2).reshape(b * t, c, h, w)
-        with clip_frames(self.temporal_modules(), t):
-            feats = self.backbone(frames)
-        logits = self.fc(self.dropout(feats))
-        return logits.view(b, t, -1).mean(dim=1)
 
 
 class TSM(PerFrameModel):
