@@ -88,7 +88,8 @@ def calibrate(
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
                 if isinstance(x, Mapping):
                     if frames not in x:
-                        raise UnknownKeyError(f"calibrate(frames={frames}): the loader's clip dict has only {sorted(x)}")
+                        raise UnknownKeyError(f"calibrate(frames={frames}): the loader's clip dict has only "
+                                              f"{sorted(x)}")
                     x = x[frames]
                 if isinstance(x, torch.Tensor):
                     if time_dim is not None and x.shape[time_dim] != frames:

@@ -62,8 +62,8 @@ def load_file(path: str | os.PathLike) -> dict:
     """Load a checkpoint file without running code from it."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise NotFoundError(f"checkpoint {'path is a directory, not a file' if os.path.isdir(path) else 'file not found'}"
-                            f": {path}")
+        what = "path is a directory, not a file" if os.path.isdir(path) else "file not found"
+        raise NotFoundError(f"checkpoint {what}: {path}")
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file as load_safetensors
         try:

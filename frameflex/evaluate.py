@@ -337,13 +337,14 @@ def run(args: argparse.Namespace) -> int:
         return _fail(e)
     seconds = time.perf_counter() - start
 
-    branches = {t: nearest_frames(t, selection.frame_sets(model)) for t in frames} if selection.is_converted(model) else None
+    sets = selection.frame_sets(model) if selection.is_converted(model) else None
+    branches = {t: nearest_frames(t, sets) for t in frames} if sets else None
     spec = get_spec(arch)
     size = args.input_size or spec.input_size
     result["gmacs"] = {r.frames: r.gmacs for r in profile(model, frames, input_size=size, latency=False)}
     views = result["views"]
     crop = "centre crop" if args.crops == 1 else "3 crops"
-    print(f"{source} ({arch}, {'frame sets ' + str(list(selection.frame_sets(model))) if selection.is_converted(model) else 'plain'})"
+    print(f"{source} ({arch}, {'frame sets ' + str(list(sets)) if sets else 'plain'})"
           f" on {n} videos of {args.list_file}, {args.clips} clip{'s' if args.clips > 1 else ''} x {crop} "
           f"{size} = {views} view{'s' if views > 1 else ''} per video, {seconds:.1f} s")
     if branches and any(t != b for t, b in branches.items()):

@@ -37,7 +37,8 @@ def is_converted(model: nn.Module) -> bool:
 def _require_states(model: nn.Module) -> list[FrameState]:
     states = _states(model)
     if not states:
-        raise ConversionError(f"{type(model).__name__} is not frame-flexible: call ff.convert(model, frame_sets=[...]) first")
+        raise ConversionError(f"{type(model).__name__} is not frame-flexible: "
+                              "call ff.convert(model, frame_sets=[...]) first")
     return states
 
 
