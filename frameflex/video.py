@@ -18,6 +18,7 @@ import bisect
 import functools
 import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -241,8 +242,8 @@ _READERS = {"torchcodec": _TorchcodecReader, "pyav": _PyAVReader}
 def open_video(path: PathLike, backend: str = "auto") -> VideoReader:
     """Open a video file for frame-accurate reads; errors name the path and what is wrong.
 
-    ``backend``: ``"auto"`` (torchcodec if it loads, else PyAV), ``"torchcodec"`` or ``"pyav"``.
-    A missing file raises :class:`~frameflex.errors.NotFoundError`; an empty,
+    ``backend``: ``"auto"`` (torchcodec if it loads, else PyAV; PyAV too for a file
+    torchcodec cannot open), ``"torchcodec"`` or ``"pyav"``. A missing file raises :class:`~frameflex.errors.NotFoundError`; an empty,
     truncated or undecodable one :class:`~frameflex.errors.DataError`.
 
     Example:
@@ -255,6 +256,21 @@ def open_video(path: PathLike, backend: str = "auto") -> VideoReader:
     path = Path(path)
     name = _resolve_backend(backend)
     _check_file(path)
+    # "auto": a file the system's FFmpeg (torchcodec) cannot read may still open with PyAV's own FFmpeg.
+    fallback = backend == "auto" and name == "torchcodec" and _pyav_problem() is None
+    try:
+        return _open(path, name)
+    except DataError:
+        if not fallback:
+            raise
+        first = sys.exc_info()[1]
+    try:
+        return _open(path, "pyav")
+    except DataError:
+        raise first from None
+
+
+def _open(path: Path, name: str) -> VideoReader:
     try:
         reader = _READERS[name](path)
     except DataError:
@@ -286,7 +302,8 @@ class VideoDecoder:
     """
 
     def __init__(self, backend: str = "auto") -> None:
-        self.backend = _resolve_backend(backend)
+        _resolve_backend(backend)  # fails now, naming the problem, if it cannot work
+        self.backend = backend
         self._reader: VideoReader | None = None
         self._pid = os.getpid()
 

@@ -89,3 +89,19 @@ def test_decoder_keeps_the_last_file_and_pickles_without_it(video):
     clone = pickle.loads(pickle.dumps(decoder))  # what a DataLoader worker gets
     assert clone._reader is None and clone.backend == "pyav"
     assert clone.open(path) is not first and clone.open(path).num_frames == 24
+
+
+@needs_torchcodec
+def test_auto_falls_back_to_pyav_for_a_file_torchcodec_cannot_open(video, monkeypatch):
+    import frameflex.video as fv
+
+    path, source = video
+
+    def refuse(p):
+        raise DataError(f"cannot open video {p} (torchcodec): unsupported codec")
+
+    monkeypatch.setitem(fv._READERS, "torchcodec", refuse)
+    reader = open_video(path)  # auto
+    assert reader.backend == "pyav" and frame_ids(reader.get_frames([5]), source) == [5]
+    with pytest.raises(DataError, match=r"\(torchcodec\): unsupported codec"):
+        open_video(path, "torchcodec")  # asked for by name: no fallback
