@@ -37,7 +37,10 @@ def specialize(model: nn.Module, frames: int) -> nn.Module:
                 m.scale = ChannelScale(1 + m.scale.scales[key].detach(), m.scale.dim)
             elif parametrize.is_parametrized(m):
                 for name, plist in list(m.parametrizations.items()):
-                    if any(isinstance(p, FrameScale) for p in plist):
+                    scales = [p for p in plist if isinstance(p, FrameScale)]
+                    if scales:
+                        for p in scales:
+                            p.detach(m)
                         _own_class(m)
                         parametrize.remove_parametrizations(m, name, leave_parametrized=True)
     for m in modules:

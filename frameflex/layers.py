@@ -10,6 +10,7 @@ from typing import Iterable
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 __all__ = ["FrameState", "FrameNorm", "FrameScale", "InputScale", "ChannelScale", "nearest_frames", "adapter_spec"]
 
@@ -128,6 +129,22 @@ def _channel_factor(s: torch.Tensor, like: torch.Tensor, dim: int, groups: int) 
     return s.view(*[1] * dim, -1, *[1] * (like.dim() - dim - 1))
 
 
+# Plain layers whose forward is a linear map of the input through ``weight``: for these,
+# scaling the input equals scaling the weight's input channels.
+_LINEAR_FORWARDS = {nn.Linear.forward: -1, nn.Conv1d.forward: -2, nn.Conv2d.forward: -3, nn.Conv3d.forward: -4,
+                    nn.ConvTranspose1d.forward: -2, nn.ConvTranspose2d.forward: -3, nn.ConvTranspose3d.forward: -4}
+
+
+class _Cache(dict):
+    """Scaled weights kept between calls; never copied, pickled or saved."""
+
+    def __deepcopy__(self, memo):
+        return _Cache()
+
+    def __reduce__(self):
+        return _Cache, ()
+
+
 class FrameScale(nn.Module):
     """The paper's weight-alteration adapter: a per-channel ``1 + w_T`` per frame count.
 
@@ -135,6 +152,11 @@ class FrameScale(nn.Module):
     scaled), which equals scaling the layer's input ``x * (1 + w_T)``; on other modules
     it scales the input itself (:class:`InputScale`). ``w_T`` starts at zero, so the
     converted model computes exactly what the original did.
+
+    Cost: without autograd (inference) the scaled weight of each branch is computed
+    once and reused until a parameter changes (their version counters say when), so
+    an adapter costs nothing per call. With autograd on a plain Conv/Linear, the
+    smaller of input and weight is scaled: the same product, rounded differently.
     """
 
     def __init__(self, channels: int, state: FrameState, dim: int = 1, groups: int = 1,
@@ -145,10 +167,59 @@ class FrameScale(nn.Module):
             {str(t): nn.Parameter(torch.zeros(channels, **kw)) for t in state.frame_sets})
         self.dim, self.groups = dim, groups
         self._state = state
+        self._cache = _Cache()
+        self._input_scaled = False  # set while the layer's input carries the scale
+
+    def attach(self, layer: nn.Module) -> None:
+        """Make this adapter a parametrization of ``layer.weight`` (and let it scale
+        the input instead when that is cheaper)."""
+        parametrize.register_parametrization(layer, "weight", self, unsafe=True)  # unsafe: no frame count yet
+        if _LINEAR_FORWARDS.get(type(layer).forward) is not None:
+            layer.register_forward_pre_hook(self._scale_input)
+            layer.register_forward_hook(self._done, always_call=True)
+
+    def detach(self, layer: nn.Module) -> None:
+        """Remove what :meth:`attach` added besides the parametrization."""
+        for hooks in (layer._forward_pre_hooks, layer._forward_hooks):
+            for k in [k for k, h in hooks.items() if getattr(h, "__self__", None) is self]:
+                del hooks[k]
+                layer._forward_hooks_always_called.pop(k, None)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        w = self.scales[self._state.active_key()]
-        return t * _channel_factor(1 + w, t, self.dim, self.groups)
+        key = self._state.active_key()
+        w = self.scales[key]
+        if self._input_scaled:
+            return t
+        if (torch.is_grad_enabled() and (t.requires_grad or w.requires_grad)) or torch.compiler.is_compiling():
+            return t * _channel_factor(1 + w, t, self.dim, self.groups)
+        stamp = (t._version, t.data_ptr(), t.dtype, t.device, w._version, w.data_ptr())
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == stamp and (hit[2] is None or hit[1]._version == hit[2]):
+            return hit[1]
+        out = t * _channel_factor(1 + w, t, self.dim, self.groups)
+        self._cache[key] = (stamp, out, None if out.is_inference() else out._version)
+        return out
+
+    def train(self, mode: bool = True):
+        if mode:
+            self._cache.clear()  # training computes through autograd: free the memory
+        return super().train(mode)
+
+    def _scale_input(self, layer: nn.Module, args: tuple):
+        # Scaling the input is the cheaper product when autograd has to go through it
+        # and the input is smaller than the weight (late layers, small clips).
+        if not (torch.is_grad_enabled() and args and isinstance(args[0], torch.Tensor)):
+            return None
+        x, w = args[0], self.scales[self._state.active_key()]
+        weights = layer.parametrizations.weight
+        if (len(weights) != 1 or parametrize._cache_enabled or x.numel() >= weights.original.numel()
+                or not (w.requires_grad or weights.original.requires_grad)):
+            return None
+        self._input_scaled = True
+        return (x * _channel_factor(1 + w, x, x.dim() + _LINEAR_FORWARDS[type(layer).forward], 1), *args[1:])
+
+    def _done(self, layer: nn.Module, args: tuple, out):
+        self._input_scaled = False
 
     def extra_repr(self) -> str:
         return f"frame_sets={tuple(sorted(int(k) for k in self.scales))}, dim={self.dim}, groups={self.groups}"

@@ -147,8 +147,8 @@ def convert(
         else:
             new[id(m)] = InputScale(new.get(id(m), m), scale)
 
-    for m, scale in reweight:  # unsafe: the check would run it before a frame count is chosen
-        parametrize.register_parametrization(m, "weight", scale, unsafe=True)
+    for m, scale in reweight:
+        scale.attach(m)
     # Walk parents without dedup so a shared module is replaced under every parent.
     for parent in [m for _, m in named]:
         for key, child in parent._modules.items():
