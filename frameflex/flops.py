@@ -6,12 +6,16 @@ torch's FlopCounterMode counts 2 flops per multiply-add, so we halve it.
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import _checks, selection
@@ -33,11 +37,46 @@ class ProfileRow:
         return asdict(self)
 
 
+def _attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """q @ k^T and weights @ v, 2 flops per multiply-add: what the math kernel's bmm calls count."""
+    *batch, s_q, d = query_shape
+    return 2 * math.prod(batch) * s_q * key_shape[-2] * (d + value_shape[-1])
+
+
+# Attention kernels torch's counter has no formula for (torch 2.14: the CPU one, so
+# attention counted nothing on real CPU tensors while meta and CUDA counted it).
+_ATTENTION_KERNELS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_fused_attention_overrideable",
+                      "_scaled_dot_product_attention_math_for_mps")
+_EXTRA_FORMULAS = {getattr(torch.ops.aten, n): _attention_flops for n in _ATTENTION_KERNELS if hasattr(torch.ops.aten, n)}
+# Ops that do a model's multiply-adds; one seen without a formula would silently count as 0.
+_COSTLY = re.compile(r"conv|mm|\bmv\b|addmv|matmul|attention|linear|einsum|dot")
+
+
+class _SeenOps(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.ops: set = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.add(func.overloadpacket)
+        return func(*args, **(kwargs or {}))
+
+
 def count_gmacs(model: nn.Module, x: torch.Tensor) -> float:
-    """Multiply-adds of one forward of ``model`` on ``x``, in billions."""
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    """Multiply-adds of one forward of ``model`` on ``x``, in billions, the same on every
+    device (meta included); warns naming any matmul-like op it has no formula for.
+
+    >>> ff.flops.count_gmacs(nn.Linear(1000, 1000), torch.randn(1, 1000))
+    0.001
+    """
+    counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS)
+    seen = _SeenOps()
+    with torch.no_grad(), counter, seen:
         model(x)
+    missed = sorted(str(op) for op in seen.ops if op not in counter.flop_registry and _COSTLY.search(str(op)))
+    if missed:
+        warnings.warn(f"count_gmacs: no FLOP formula for {', '.join(missed)} on {x.device.type}: "
+                      "their multiply-adds are not counted", stacklevel=2)
     return counter.get_total_flops() / 2e9
 
 

@@ -54,3 +54,41 @@ def test_profile_restores_every_submodule_mode():
     hook.remove()
     assert seen == [False]
     assert model.training and model.layer1.training and not model.fc.training
+
+
+class _Attention(nn.Module):
+    def __init__(self, dim=16, heads=2):
+        super().__init__()
+        self.qkv, self.heads = nn.Linear(dim, 3 * dim, bias=False), heads
+
+    def forward(self, x):  # (B, N, dim)
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        return nn.functional.scaled_dot_product_attention(q, k, v)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_attention_is_counted_on_real_tensors_and_on_meta(device):
+    b, n, d = 2, 10, 16
+    model = _Attention(d).to(device)
+    qkv = b * n * d * 3 * d
+    attention = b * n * n * d * 2  # q @ k^T and weights @ v, summed over the heads
+    assert ff.flops.count_gmacs(model, torch.randn(b, n, d, device=device)) == pytest.approx((qkv + attention) / 1e9)
+
+
+def test_a_zoo_transformer_counts_the_same_on_cpu_and_on_meta():
+    model = ff.create_model("uniformer_s", num_classes=7, frame_sets=[4, 8])
+    with torch.device("meta"):
+        meta = ff.create_model("uniformer_s", num_classes=7, frame_sets=[4, 8])
+    on_cpu = ff.profile(model, input_size=32, latency=False)
+    on_meta = ff.profile(meta, input_size=32)
+    assert [r.gmacs for r in on_cpu] == pytest.approx([r.gmacs for r in on_meta], rel=1e-9)
+
+
+def test_an_op_without_a_formula_is_named_not_silently_dropped():
+    class MatVec(nn.Module):
+        def forward(self, x):
+            return torch.mv(torch.ones(3, x.shape[0]), x)
+
+    with pytest.warns(UserWarning, match=r"no FLOP formula for aten\.mv on cpu"):
+        ff.flops.count_gmacs(MatVec(), torch.randn(4))
