@@ -21,11 +21,13 @@ from .loss import FFNLoss
 from .models._registry import create_model, get_spec, list_models
 from .selection import forward_multi, frame_sets, frames, is_converted, set_frames
 from .surgery import convert, norm_types, register_norm
+from .temporal import register_temporal
 
 from ._version import __version__
 
 __all__ = [
-    "convert", "register_norm", "norm_types", "is_converted", "frame_sets", "set_frames", "frames",
+    "convert", "register_norm", "register_temporal", "norm_types", "is_converted", "frame_sets", "set_frames",
+    "frames",
     "forward_multi", "load_state_dict", "FFNLoss", "specialize", "calibrate",
     "FrameNorm", "FrameScale", "InputScale", "ChannelScale", "nearest_frames",
     "create_model", "list_models", "get_spec", "import_checkpoint", "profile", "cascade",

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import _checks, selection
+from . import _checks, selection, temporal
 from ._modes import train_mode
 from .errors import DataError, UnknownKeyError
 from .layers import FrameNorm, FrameScale, nearest_frames
@@ -27,6 +27,7 @@ def _add_frames(model: nn.Module, frames: int) -> None:
         else:  # FrameScale
             m.scales[str(frames)] = nn.Parameter(m.scales[src].detach().clone(),
                                                  requires_grad=m.scales[src].requires_grad)
+    temporal.add_frames(model, frames, int(src))
     for s in states:
         s.frame_sets = tuple(sorted({*s.frame_sets, frames}))
 
@@ -34,6 +35,7 @@ def _add_frames(model: nn.Module, frames: int) -> None:
 def _remove_frames(model: nn.Module, frames: int) -> None:
     for m in {id(m): m for m in model.modules() if isinstance(m, (FrameNorm, FrameScale))}.values():
         del (m.branches if isinstance(m, FrameNorm) else m.scales)[str(frames)]
+    temporal.remove_frames(model, frames)
     for s in _require_states(model):
         s.frame_sets = tuple(t for t in s.frame_sets if t != frames)
 

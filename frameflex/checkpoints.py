@@ -20,9 +20,10 @@ sits, how to recognise a file) is data in each family file, as a
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
-from typing import Collection, Mapping, NamedTuple
+from typing import Callable, Collection, Mapping, NamedTuple
 
 import torch
 from torch import nn
@@ -30,6 +31,7 @@ from torch.nn.utils import parametrize
 
 from .errors import ArgumentTypeError, CheckpointError, NotFoundError, StateDictError
 from .layers import FrameNorm, FrameScale, InputScale
+from .temporal import TemporalTable
 from .models._registry import CheckpointRules, create_model, get_spec, list_models
 
 __all__ = [
@@ -209,6 +211,7 @@ class KeyOrigin(NamedTuple):
     plain: str  # the plain key (for an adapter: the name of the module it scales)
     frames: int | None  # the branch it belongs to, None if shared
     adapter: bool  # an adapter scale (no counterpart in a plain checkpoint)
+    derive: Callable[[torch.Tensor], torch.Tensor] | None = None  # plain tensor -> this key's (a resampled table)
 
 
 def key_origins(model: nn.Module) -> dict[str, KeyOrigin]:
@@ -248,11 +251,16 @@ def key_origins(model: nn.Module) -> dict[str, KeyOrigin]:
             if key == "parametrizations" and parametrize.is_parametrized(m):
                 for tensor_name, plist in child.items():
                     base = join(conv, f"parametrizations.{tensor_name}")
-                    out[f"{base}.original"] = KeyOrigin(join(plain, tensor_name), frames, False)
+                    if "original" not in plist._non_persistent_buffers_set:
+                        out[f"{base}.original"] = KeyOrigin(join(plain, tensor_name), frames, False)
                     for i, p in enumerate(plist):
                         if isinstance(p, FrameScale):
                             for t in p.scales:
                                 out[f"{base}.{i}.scales.{t}"] = KeyOrigin(plain, int(t), True)
+                        elif isinstance(p, TemporalTable):  # a frame count's table: resampled from the plain one
+                            for t in p.tables:
+                                out[f"{base}.{i}.tables.{t}"] = KeyOrigin(
+                                    join(plain, tensor_name), int(t), False, functools.partial(p.derive, int(t)))
                 continue
             walk(child, join(conv, key), join(plain, key), frames)
 
@@ -319,6 +327,8 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], st
             continue
         used.add(src)
         value, target = sd[src], own.get(key)
+        if src != key and origin.derive is not None:
+            value = origin.derive(value)
         if target is None:
             new[key] = value
         elif value.shape != target.shape:

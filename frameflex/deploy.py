@@ -6,7 +6,7 @@ import copy
 from torch import nn
 from torch.nn.utils import parametrize
 
-from . import _checks, selection
+from . import _checks, selection, temporal
 from .layers import ChannelScale, FrameNorm, FrameScale, InputScale, nearest_frames
 from .selection import _PickFramesFromInput
 
@@ -30,6 +30,7 @@ def specialize(model: nn.Module, frames: int) -> nn.Module:
     modules = list(model.modules())
     new: dict[int, nn.Module] = {}
     with selection.frames(model, int(key)):
+        temporal.fix_frames(model, frames)
         for m in modules:
             if isinstance(m, FrameNorm):
                 new[id(m)] = m.branches[key]

@@ -13,7 +13,7 @@ from typing import Iterator, Mapping
 import torch
 from torch import nn
 
-from . import _checks
+from . import _checks, temporal
 from ._outputs import logits_of
 from .errors import ArgumentError, ArgumentTypeError, ConversionError
 from .layers import FrameNorm, FrameScale, FrameState
@@ -24,7 +24,7 @@ __all__ = ["is_converted", "frame_sets", "set_frames", "frames", "forward_multi"
 def _states(model: nn.Module) -> list[FrameState]:
     seen: dict[int, FrameState] = {}
     for m in model.modules():
-        if isinstance(m, (FrameNorm, FrameScale)):
+        if isinstance(m, (FrameNorm, FrameScale, temporal.TemporalTable)):
             seen.setdefault(id(m._state), m._state)
     return list(seen.values())
 
@@ -49,7 +49,7 @@ class _PickFramesFromInput:
         self.state = state
 
     def __call__(self, module: nn.Module, args: tuple, kwargs: dict):
-        x = args[0] if args else next(iter(kwargs.values()), None)
+        x = temporal.clip_argument(args, kwargs)
         dim = self.state.time_dim
         if not isinstance(x, torch.Tensor):
             raise ArgumentTypeError(f"time_dim={dim} needs a tensor as the first input, got {type(x).__name__}")

@@ -13,7 +13,7 @@ from torch import nn
 
 from torch.nn.utils import parametrize
 
-from . import _checks
+from . import _checks, temporal
 from .errors import ArgumentError, ArgumentTypeError, ConversionError
 from .layers import FrameNorm, FrameScale, FrameState, InputScale, _reference_tensor, adapter_spec
 from .selection import _PickFramesFromInput, _states
@@ -68,8 +68,11 @@ def _register_defaults() -> None:
 _register_defaults()
 
 # "auto" adapters: the first conv/linear inside every block whose class name says it
-# is a residual unit (torchvision/timm ResNets, ConvNeXt, ViT, Swin, EfficientNet ...).
-AUTO_BLOCK_PATTERN = re.compile(r".*(Block|Bottleneck|Residual)$")
+# is a residual unit (torchvision/timm ResNets, ConvNeXt, ViT, Swin, EfficientNet, MViT;
+# transformers names its blocks *Layer). Separate q/k/v projections all read the
+# block's normed input, so all three get one, as a fused qkv layer would.
+AUTO_BLOCK_PATTERN = re.compile(r".*(Block|Bottleneck|Residual|Layer)$")
+_QKV = ({"query", "key", "value"}, {"q_proj", "k_proj", "v_proj"}, {"q", "k", "v"})
 _LAYER_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
 
 
@@ -94,7 +97,8 @@ def convert(
         adapters: ``None``; a list of module names or ``re.fullmatch`` patterns whose
             INPUT gets a zero-initialised per-frame-count scale ``x * (1 + w_T)``;
             or ``"auto"``: the first conv/linear layer inside every module whose class
-            name ends in Block, Bottleneck or Residual.
+            name ends in Block, Bottleneck, Residual or Layer (with its k and v
+            siblings when q, k, v are separate layers).
         time_dim: if given, every call picks its branch from ``x.shape[time_dim]``
             (e.g. 2 for (B, C, T, H, W)); otherwise use :func:`set_frames`.
         inplace: convert ``model`` itself (default) or a deep copy.
@@ -121,6 +125,9 @@ def convert(
             f"(asked for frame_sets={sets}, adapters={adapters!r}). Use ff.calibrate to add a frame count.")
     if not inplace:
         model = copy.deepcopy(model)
+    if time_dim is None:
+        time_dim = temporal.default_time_dim(model)
+    plan = temporal.prepare(model, sets)  # temporal tables and frame-count attributes (video transformers)
 
     state = FrameState(sets, time_dim)
     named = list(model.named_modules(remove_duplicate=False))
@@ -154,10 +161,20 @@ def convert(
         for key, child in parent._modules.items():
             if child is not None and id(child) in new and new[id(child)] is not parent:
                 parent._modules[key] = new[id(child)]
+    temporal.install(plan, state)
     root = new.get(id(model), model)
     if time_dim is not None:
         root.register_forward_pre_hook(_PickFramesFromInput(state), with_kwargs=True)
     return root
+
+
+def _with_qkv_siblings(model: nn.Module, name: str, layer: nn.Module) -> list[tuple[str, nn.Module]]:
+    head, _, leaf = name.rpartition(".")
+    trio = next((t for t in _QKV if leaf in t), None)
+    parent = model.get_submodule(head)
+    if trio is None or not all(isinstance(getattr(parent, n, None), _LAYER_TYPES) for n in trio):
+        return [(name, layer)]
+    return [(f"{head}.{n}" if head else n, getattr(parent, n)) for n in sorted(trio, key=list(parent._modules).index)]
 
 
 def _adapter_targets(model, named, adapters, allowed) -> list[tuple[str, nn.Module]]:
@@ -171,11 +188,12 @@ def _adapter_targets(model, named, adapters, allowed) -> list[tuple[str, nn.Modu
                 first = next(((f"{name}.{n}" if name else n, c) for n, c in m.named_modules()
                               if isinstance(c, _LAYER_TYPES)), None)
                 if first is not None:
-                    found.setdefault(id(first[1]), first)
+                    for hit in _with_qkv_siblings(model, *first):
+                        found.setdefault(id(hit[1]), hit)
         if not found:
             raise ArgumentError(
                 f'adapters="auto" found no residual block in {type(model).__name__} (no module class named '
-                "*Block, *Bottleneck or *Residual holding a conv/linear layer); pass module names or regexes")
+                "*Block, *Bottleneck, *Residual or *Layer holding a conv/linear layer); pass module names or regexes")
         return list(found.values())
     if isinstance(adapters, str):
         adapters = [adapters]
