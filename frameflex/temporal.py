@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .errors import ArgumentError, ArgumentTypeError, ConversionError
 from .layers import FrameState
 
 __all__ = ["register_temporal", "temporal_families", "TemporalSpec", "TemporalTable", "resample_time"]
@@ -54,9 +55,9 @@ class TemporalSpec:
 
     def __post_init__(self):
         if sorted(self.layout) != sorted("BCTHW"):
-            raise ValueError(f"layout must be 'BTCHW' or 'BCTHW'-like, got {self.layout!r}")
+            raise ArgumentError(f"layout must be 'BTCHW' or 'BCTHW'-like, got {self.layout!r}")
         if not self.follow or any(u not in ("frames", "slots") for u in self.follow.values()):
-            raise ValueError(f'follow must map at least one attribute path to "frames" or "slots", got {self.follow!r}')
+            raise ArgumentError(f'follow must map attribute paths to "frames" or "slots", got {self.follow!r}')
 
 
 _FAMILIES: dict[Any, TemporalSpec] = {}
@@ -75,7 +76,7 @@ def register_temporal(owner: type | str, *, layout: str, follow: Mapping[str, st
     ...                      follow={"num_frames": "frames"}, tubelet="patch.kernel_size")
     """
     if not isinstance(owner, (type, str)):
-        raise TypeError(f"register_temporal expects a class or 'package.ClassName', got {owner!r}")
+        raise ArgumentTypeError(f"register_temporal expects a class or 'package.ClassName', got {owner!r}")
     _FAMILIES[owner] = TemporalSpec(layout, dict(follow), dict(tables or {}), tubelet, channels)
     return owner
 
@@ -135,7 +136,7 @@ def resample_time(table: torch.Tensor, leading: int, slots: int, new_slots: int)
     head, grid = table[..., :leading, :], table[..., leading:, :]
     rows, dim = grid.shape[-2:]
     if rows % slots:
-        raise ValueError(f"a temporal table with {rows} rows after {leading} leading ones cannot hold {slots} slots")
+        raise ConversionError(f"a temporal table with {rows} rows after {leading} leading ones cannot hold {slots} slots")
     lead = grid.shape[:-2]
     g = grid.reshape(-1, slots, rows // slots * dim).transpose(1, 2)
     g = F.interpolate(g.float(), size=new_slots, mode="linear", align_corners=False).to(table.dtype)
@@ -218,17 +219,17 @@ class _TemporalOwner:
         t_dim, c_dim = layout.index("T"), layout.index("C")
         if not isinstance(x, torch.Tensor) or x.dim() != len(layout):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"{self.name} takes a clip of layout ({', '.join(layout)}), got {shape}")
+            raise ArgumentError(f"{self.name} takes a clip of layout ({', '.join(layout)}), got {shape}")
         if self.channels is not None and x.shape[c_dim] != self.channels:
             other = "".join(sorted(layout[1:3], key=lambda c: c != layout[2]))
-            raise ValueError(
+            raise ArgumentError(
                 f"{self.name} takes clips as ({', '.join(layout)}) with C={self.channels} at dim {c_dim}, got shape "
                 f"{tuple(x.shape)}; a ({', '.join(layout[0] + other + layout[3:])}) clip needs .transpose(1, 2)")
         return self.check(x.shape[t_dim])
 
     def check(self, frames: int) -> int:
         if frames % self.tubelet:
-            raise ValueError(f"{self.name} groups frames in tubelets of {self.tubelet}: a clip of {frames} frames "
+            raise ArgumentError(f"{self.name} groups frames in tubelets of {self.tubelet}: a clip of {frames} frames "
                              f"does not divide; use a multiple of {self.tubelet}")
         return frames
 
@@ -299,7 +300,7 @@ def prepare(model: nn.Module, frame_sets: tuple[int, ...]) -> list:
         built = int(_get(owner, path)) * (tubelet if unit == "slots" else 1)
         bad = [t for t in frame_sets if t % tubelet]
         if bad:
-            raise ValueError(f"frame_sets {list(frame_sets)}: {bad} not divisible by the tubelet size {tubelet} of "
+            raise ArgumentError(f"frame_sets {list(frame_sets)}: {bad} not divisible by the tubelet size {tubelet} of "
                              f"{type(owner).__name__} ({name or 'the model'}); every frame count must be a multiple "
                              f"of {tubelet}")
         tables = []
@@ -310,10 +311,10 @@ def prepare(model: nn.Module, frame_sets: tuple[int, ...]) -> list:
                 continue
             t = getattr(holder, leaf)
             if not isinstance(t, torch.Tensor):
-                raise TypeError(f"{type(owner).__name__}.{p} should be a tensor, got {type(t).__name__}")
+                raise ConversionError(f"{type(owner).__name__}.{p} should be a tensor, got {type(t).__name__}")
             rows = t.shape[-2] - leading
             if rows % (built // tubelet):
-                raise ValueError(f"{type(owner).__name__}.{p} has {rows} rows, not a multiple of the "
+                raise ConversionError(f"{type(owner).__name__}.{p} has {rows} rows, not a multiple of the "
                                  f"{built // tubelet} temporal slots of a {built}-frame model")
             tables.append((holder, leaf, leading))
         plan.append((owner, spec, tubelet, built, tables))
