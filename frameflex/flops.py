@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import _checks, selection
+from . import _checks, selection, temporal
 from ._modes import train_mode
 from .errors import ArgumentError
 
@@ -83,7 +83,8 @@ def count_gmacs(model: nn.Module, x: torch.Tensor) -> float:
 def profile(model: nn.Module, frame_sets: Sequence[int] | None = None, input_size: int = 224,
             channels: int = 3, latency: bool = True, repeats: int = 5, device: str | torch.device | None = None
             ) -> list[ProfileRow]:
-    """Compute and (optionally) time ``model`` at each frame count on one (1, C, T, S, S) clip.
+    """Compute and (optionally) time ``model`` at each frame count on one (1, C, T, S, S) clip
+    ((1, T, C, S, S) for transformers video models).
 
     ``frame_sets`` defaults to the model's own (a converted model) and is required
     for a plain one. Eval mode is used and restored. A model built on the meta
@@ -108,7 +109,7 @@ def profile(model: nn.Module, frame_sets: Sequence[int] | None = None, input_siz
     rows = []
     with train_mode(model, False):
         for t in frame_sets:
-            x = torch.randn(1, channels, t, input_size, input_size, device=device, dtype=dtype)
+            x = temporal.example_clip(model, t, input_size, channels, device=device, dtype=dtype)
             ctx = selection.frames(model, t) if selection.is_converted(model) else contextlib.nullcontext()
             with ctx:
                 gmacs = count_gmacs(model, x)

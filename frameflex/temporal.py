@@ -168,10 +168,11 @@ class TemporalTable(nn.Module):
             self.tables[str(frames)] if self.learned else getattr(self, f"table_{frames}"))
 
     def add_frames(self, frames: int, original: torch.Tensor, source: int | None = None) -> None:
-        """A branch for ``frames``, resampled from ``source``'s table (default: the built one)."""
+        """A branch for ``frames``, resampled from ``source``'s table (default, and always for a
+        fixed table, which is rebuilt the same way on load: the built one)."""
         if frames == self.built:
             return
-        src = self.built if source is None else source
+        src = source if source is not None and self.learned else self.built
         with torch.no_grad():
             t = resample_time(self._table(src, original).detach(), self.leading, src // self.tubelet,
                               frames // self.tubelet).clone()
@@ -391,3 +392,14 @@ def add_frames(model: nn.Module, frames: int, source: int) -> None:
 def remove_frames(model: nn.Module, frames: int) -> None:
     for table, _ in _tables(model):
         table.remove_frames(frames)
+
+
+def example_clip(model: nn.Module, frames: int, size: int, channels: int = 3, **tensor_kw: Any) -> torch.Tensor:
+    """A random clip of batch 1 in ``model``'s layout: (1, C, T, S, S), or (1, T, C, S, S)
+    for a model that takes ``pixel_values`` (see :func:`default_time_dim`).
+
+    >>> example_clip(videomae, 8, 224).shape
+    torch.Size([1, 8, 3, 224, 224])
+    """
+    shape = (1, frames, channels, size, size) if default_time_dim(model) == 1 else (1, channels, frames, size, size)
+    return torch.randn(shape, **tensor_kw)

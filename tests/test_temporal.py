@@ -247,3 +247,17 @@ def test_register_temporal_for_your_own_model():
     finally:
         from frameflex import temporal
         temporal._FAMILIES.pop(TinyVideoViT)
+
+
+def test_profile_cascade_and_evaluate_take_a_transformers_model():
+    from frameflex.evaluate import evaluate
+
+    model = ff.convert(build("videomae"), SETS)
+    rows = ff.profile(model, input_size=32, latency=False)  # clips built as (1, T, C, S, S)
+    assert [r.frames for r in rows] == [4, 8, 16] and rows[0].gmacs < rows[1].gmacs < rows[2].gmacs
+    clips = {t: clip(t, True) for t in SETS}
+    out = ff.cascade(model, clips, threshold=1.0)
+    with torch.no_grad():
+        torch.testing.assert_close(out.logits, model(clips[16]).logits)
+        labels = model(clips[8]).logits.argmax(1)
+    assert evaluate(model, [(clips, labels)], SETS, progress=False)["top1"][8] == 100.0
