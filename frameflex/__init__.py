@@ -9,7 +9,7 @@ from .cascade import cascade
 from .checkpoints import import_checkpoint, load_state_dict
 from .errors import (
     ArgumentError, ArgumentTypeError, CheckpointError, ConversionError, DataError, FrameflexError, NotFoundError,
-    StateDictError, UnknownKeyError, UsageError,
+    OverwriteError, StateDictError, UnknownKeyError, UntrustedCodeError, UsageError,
 )
 from .data import MultiFrameClips, SyntheticMotion, collate_clips, segment_indices, uniform_indices
 from .calibration import calibrate
@@ -34,5 +34,5 @@ __all__ = [
     "save_pretrained", "from_pretrained", "push_to_hub",
     "segment_indices", "uniform_indices", "MultiFrameClips", "collate_clips", "SyntheticMotion",
     "FrameflexError", "ArgumentError", "ArgumentTypeError", "ConversionError", "CheckpointError", "StateDictError",
-    "NotFoundError", "UnknownKeyError", "DataError", "UsageError",
+    "NotFoundError", "UnknownKeyError", "DataError", "UsageError", "OverwriteError", "UntrustedCodeError",
 ]

@@ -45,7 +45,7 @@ class CheckpointEntry:
         return {**asdict(self), "num_classes": self.num_classes, "hub_repo": self.hub_repo, "source": self.source}
 
 
-# ffn-method.md: "Released checkpoints" and "Published results" (base = trained at H only).
+# The FFN paper's published results (arXiv 2303.14817) and its released files (base = trained at H only).
 CATALOGUE: tuple[CheckpointEntry, ...] = (
     CheckpointEntry("tsm_r50", "sthv1", True, (4, 8, 16), (42.85, 48.20, 50.79), "1_UhRmFoed58XPTqs8evqZspYEGLNWYdv"),
     CheckpointEntry("tsm_r50", "sthv1", False, (4, 8, 16), (20.60, 37.36, 48.55), "1CVXl_qKiTB8iaqz4UyErxdNpG2XwZlPH"),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import warnings
 from typing import Callable, Collection, Mapping, NamedTuple
 
 import torch
@@ -53,10 +54,18 @@ class ImportedCheckpoint(dict):
     missing_keys: list
     unexpected_keys: list
 
-    def create_model(self, **kwargs) -> torch.nn.Module:
-        """The model these weights belong to, weights loaded (eval mode)."""
-        model = create_model(self.arch, num_classes=self.num_classes, frame_sets=self.frame_sets, **kwargs)
-        load_state_dict(model, self, strict=not self.missing_keys)
+    def create_model(self, num_classes: int | None = None, **kwargs) -> torch.nn.Module:
+        """The model these weights belong to, weights loaded (eval mode).
+
+        With another ``num_classes`` the classifier is new (freshly initialised, named
+        in a warning) and every other tensor is loaded: fine-tuning to a new dataset.
+
+        >>> model = ff.import_checkpoint("TSM_kinetics.pth", arch="tsm_r50").create_model(num_classes=174)
+        """
+        n = self.num_classes if num_classes is None else num_classes
+        model = create_model(self.arch, num_classes=n, frame_sets=self.frame_sets, **kwargs)
+        result = load_state_dict(model, self, strict=not self.missing_keys, ignore_mismatched_sizes=n != self.num_classes)
+        warn_reinitialised(result, f"the {self.arch} checkpoint ({self.num_classes} classes)")
         return model.eval()
 
 
@@ -351,6 +360,14 @@ def load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], st
                              + problems + hint)
     model.load_state_dict(new, strict=False)
     return LoadResult(missing, unexpected, list(mismatched.values()))
+
+
+def warn_reinitialised(result: LoadResult, where: str) -> None:
+    """Name the tensors a load skipped for their size (a new classifier): they keep their fresh init."""
+    if result.mismatched_keys:
+        warnings.warn(f"{where}: {len(result.mismatched_keys)} tensors do not fit the model and keep their fresh "
+                      "initialisation (a new classifier): "
+                      + ", ".join(f"{k} {a} -> {b}" for k, a, b in result.mismatched_keys), stacklevel=3)
 
 
 def _layout(model: nn.Module, sd: Mapping[str, torch.Tensor], arch: str | None) -> str:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 __all__ = [
     "FrameflexError", "ArgumentError", "ArgumentTypeError", "ConversionError", "CheckpointError",
-    "StateDictError", "NotFoundError", "UnknownKeyError", "DataError", "UsageError",
+    "StateDictError", "NotFoundError", "UnknownKeyError", "DataError", "UsageError", "OverwriteError",
+    "UntrustedCodeError",
 ]
 
 
@@ -45,6 +46,14 @@ class StateDictError(CheckpointError, RuntimeError):
 
 class NotFoundError(FrameflexError, FileNotFoundError):
     """A file, folder or Hub repository that does not exist."""
+
+
+class OverwriteError(FrameflexError, FileExistsError):
+    """A file frameflex did not write would be replaced (pass ``overwrite=True`` to allow it)."""
+
+
+class UntrustedCodeError(FrameflexError, PermissionError):
+    """Code named by a downloaded file, which runs only with ``trust_remote_code=True``."""
 
 
 class UnknownKeyError(FrameflexError, KeyError):

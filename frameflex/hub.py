@@ -1,130 +1,397 @@
 """Hugging Face Hub folders: config.json + model.safetensors + README.md model card.
 
-A folder (local, or a Hub repo through huggingface_hub's cache) holds everything
-needed to rebuild a zoo model: the architecture and its arguments in config.json,
-every branch's weights and running statistics in model.safetensors.
+Any model can be saved, converted or not, from the zoo or your own. config.json
+records how to build it again:
+
+- ``base``: how to build the plain model. ``{"type": "zoo", "name": ...}`` (a zoo
+  arch), ``{"type": "builder", "builder": "module:function", "kwargs": {...}}``
+  (called only with ``trust_remote_code=True``), or ``{"type": "none", "class": ...}``:
+  pass the model yourself, ``from_pretrained(folder, model=MyNet())``. Each type is
+  one entry of :data:`BASES`;
+- the conversion: ``frame_sets`` (calibrated counts included), ``adapters`` (the
+  resolved module names, never patterns: nothing from a file is compiled as a regex)
+  and ``time_dim``; null for a plain model.
+
+The three files are written to temporary files and renamed into place last, so a
+failed or killed save leaves the previous folder as it was.
 """
 from __future__ import annotations
 
-import json
+import importlib
+import importlib.util
+import inspect
 import os
+import sys
 import tempfile
+import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from huggingface_hub import HfApi, hf_hub_download
-from safetensors.torch import save_model
 from torch import nn
 
-from .errors import StateDictError
+from ._files import read_json, read_text, write_atomically
+from .errors import (
+    ArgumentError, ArgumentTypeError, CheckpointError, ConversionError, NotFoundError, OverwriteError,
+    StateDictError, UntrustedCodeError,
+)
 
 __all__ = ["save_pretrained", "from_pretrained", "push_to_hub", "model_card", "CONFIG_NAME", "WEIGHTS_NAME"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
-_CARD_FIELDS = ("class_names", "dataset", "license", "source", "results")
+_CARD_FIELDS = ("class_names", "dataset", "license", "source", "results", "base_model")
 _PLACEHOLDER = "path/to/folder"
+PAPER = "https://arxiv.org/abs/2303.14817"
 
 
-def _config(model: nn.Module, extra: Mapping[str, Any]) -> dict:
+# --------------------------------------------------------------------------- the base model
+
+
+def _zoo_record(model: nn.Module) -> dict | None:
+    from .models._registry import list_models
+
+    cfg = getattr(model, "frameflex_config", None) or {}
+    if cfg.get("architecture") in list_models():
+        return {"type": "zoo", "name": cfg["architecture"], "kwargs": dict(cfg.get("model_kwargs") or {})}
+    return None
+
+
+def _build_zoo(base: Mapping, num_classes: int | None, trust_remote_code: bool) -> nn.Module:
+    from .models._registry import create_model
+
+    return create_model(base["name"], num_classes=num_classes, **base.get("kwargs", {}))
+
+
+def _import_function(spec: str) -> Callable[..., nn.Module]:
+    """``package.module:function`` or ``path/to/file.py:function``."""
+    where, _, name = spec.rpartition(":")
+    if not where or not name:
+        raise ArgumentError(f"builder {spec!r} is not 'module:function' or 'file.py:function'")
+    try:
+        if where.endswith(".py"):
+            if not os.path.isfile(where):
+                raise NotFoundError(f"builder {spec}: file not found: {where}")
+            loader = importlib.util.spec_from_file_location(Path(where).stem, where)
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:  # torchrun puts the script's folder first, not the working one
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(where)
+    except ImportError as e:
+        raise ArgumentError(f"builder {spec}: cannot import {where}: {e}") from None
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise ArgumentError(f"builder {spec}: {where} has no function {name!r}")
+    return fn
+
+
+def _build_with_function(base: Mapping, num_classes: int | None, trust_remote_code: bool) -> nn.Module:
+    spec = base["builder"]
+    if not trust_remote_code:
+        raise UntrustedCodeError(
+            f"config.json names the builder {spec!r}: running code named by a downloaded file needs your say-so. "
+            f"Pass trust_remote_code=True if you trust it, or build the model yourself and pass model=...")
+    fn = _import_function(spec)
+    kwargs = dict(base.get("kwargs", {}))
+    if num_classes is not None:
+        if "num_classes" not in inspect.signature(fn).parameters:
+            raise ArgumentTypeError(f"num_classes={num_classes}: the builder {spec} takes no num_classes argument; "
+                            "build the model yourself and pass model=..., ignore_mismatched_sizes=True")
+        kwargs["num_classes"] = num_classes
+    model = fn(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise ArgumentTypeError(f"builder {spec} returned a {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def _build_none(base: Mapping, num_classes: int | None, trust_remote_code: bool) -> nn.Module:
+    raise ArgumentError(f"config.json records no way to build its model (a {base.get('class', 'custom model')}): "
+                     "build it as it was built before conversion and pass it, ff.from_pretrained(folder, model=...)")
+
+
+# base type -> build(record, num_classes or None, trust_remote_code) -> the plain (unconverted) model
+BASES: dict[str, Callable[[Mapping, int | None, bool], nn.Module]] = {
+    "zoo": _build_zoo, "builder": _build_with_function, "none": _build_none}
+
+
+def _base_record(model: nn.Module, builder: str | None, builder_kwargs: Mapping | None) -> dict:
+    if builder is not None:
+        if not isinstance(builder, str) or ":" not in builder:
+            raise ArgumentTypeError(f"builder must be 'module:function' or 'file.py:function', got {builder!r}")
+        return {"type": "builder", "builder": builder, "kwargs": dict(builder_kwargs or {})}
+    if builder_kwargs is not None:
+        raise ArgumentTypeError("builder_kwargs needs builder='module:function'")
+    recorded = (getattr(model, "frameflex_config", None) or {}).get("base")
+    if recorded is not None:
+        return dict(recorded)
+    zoo = _zoo_record(model)
+    if zoo is not None:
+        return zoo
+    cls = type(model)
+    return {"type": "none", "class": f"{cls.__module__}.{cls.__qualname__}"}
+
+
+# --------------------------------------------------------------------------- config.json
+
+
+def _conversion(model: nn.Module) -> dict:
+    from .checkpoints import key_origins
+    from .selection import _states, frame_sets, is_converted
+
+    if not is_converted(model):
+        return {"frame_sets": None, "adapters": None, "time_dim": None}
+    adapters = sorted({o.plain for o in key_origins(model).values() if o.adapter})
+    return {"frame_sets": list(frame_sets(model)), "adapters": adapters, "time_dim": _states(model)[0].time_dim}
+
+
+def _config(model: nn.Module, builder: str | None, builder_kwargs: Mapping | None, card: Mapping) -> dict:
     from ._version import __version__
     from .models._registry import get_spec
-    from .selection import frame_sets, is_converted
 
-    base = getattr(model, "frameflex_config", None)
-    if base is None:
-        raise ValueError(f"{type(model).__name__} was not built by ff.create_model, so its architecture is "
-                         "unknown: save its state_dict with safetensors instead, or build it with ff.create_model")
-    spec = get_spec(base["architecture"])
-    config = {
-        **base,
-        "frame_sets": list(frame_sets(model)) if is_converted(model) else None,  # calibrated counts included
-        "time_dim": 2,
-        "input_size": spec.input_size, "mean": list(spec.mean), "std": list(spec.std),
-        "frameflex_version": __version__,
-    }
-    config.update({k: v for k, v in extra.items() if v is not None})
-    unknown = set(extra) - set(_CARD_FIELDS)
+    unknown = set(card) - set(_CARD_FIELDS)
     if unknown:
-        raise TypeError(f"unknown config fields {sorted(unknown)}; known: {', '.join(_CARD_FIELDS)}")
+        raise ArgumentTypeError(f"unknown config fields {sorted(unknown)}; known: {', '.join(_CARD_FIELDS)}")
+    base = _base_record(model, builder, builder_kwargs)
+    own = getattr(model, "frameflex_config", None) or {}
+    num_classes = own.get("num_classes", base.get("kwargs", {}).get("num_classes"))
+    config = {"architecture": base["name"] if base["type"] == "zoo" else own.get("architecture", type(model).__name__),
+              "num_classes": num_classes, "base": base, **_conversion(model)}
+    if base["type"] == "zoo":
+        spec = get_spec(base["name"])
+        config.update(input_size=spec.input_size, mean=list(spec.mean), std=list(spec.std))
+    config.update({k: own[k] for k in _CARD_FIELDS if own.get(k) is not None})
+    config.update({k: v for k, v in card.items() if v is not None})
+    config["frameflex_version"] = __version__
+    if config.get("class_names") is not None and num_classes is not None and len(config["class_names"]) != num_classes:
+        raise ArgumentError(f"class_names has {len(config['class_names'])} names, the model has {num_classes} classes")
     try:
+        import json
+
         json.dumps(config)
     except TypeError as e:
-        raise TypeError(f"config of {config['architecture']} is not JSON-serialisable: {e}") from None
+        raise ArgumentTypeError(f"config of {config['architecture']} is not JSON-serialisable: {e}") from None
     return config
 
 
-def model_card(config: Mapping[str, Any], repo_id: str | None = None) -> str:
-    """A README.md with Hub metadata (library, tags, dataset, licence) and the results table."""
+def _check_config(config: Any, where: str) -> dict:
+    """A config.json read from anywhere: every field the loader uses has the right type."""
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{CONFIG_NAME} of {where} is invalid: {what}")
+
+    if not isinstance(config, dict):
+        raise bad(f"expected a JSON object, got {type(config).__name__}")
+    if "base" not in config:  # folders written before the base record: zoo models only
+        if not isinstance(config.get("architecture"), str):
+            raise bad("it has neither 'base' nor 'architecture': not a frameflex folder")
+        config = {**config, "base": {"type": "zoo", "name": config["architecture"],
+                                     "kwargs": config.get("model_kwargs", {})}}
+        if isinstance(config.get("adapters"), str):  # "preset": the zoo's own patterns, not the file's
+            config["adapters"] = _preset_names(config)
+    base = config["base"]
+    if not isinstance(base, dict) or base.get("type") not in BASES:
+        raise bad(f"'base' must be an object whose 'type' is one of {sorted(BASES)}, got {base!r}")
+    if base["type"] == "zoo" and not isinstance(base.get("name"), str):
+        raise bad(f"'base' names no zoo model: {base!r}")
+    if base["type"] == "builder" and not isinstance(base.get("builder"), str):
+        raise bad(f"'base' names no builder: {base!r}")
+    if not isinstance(base.get("kwargs", {}), dict):
+        raise bad(f"'base.kwargs' must be an object, got {base['kwargs']!r}")
+    n = config.get("num_classes")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
+        raise bad(f"'num_classes' must be a positive int or null, got {n!r}")
+    sets = config.get("frame_sets")
+    if sets is not None and (not isinstance(sets, list) or not sets
+                             or not all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in sets)):
+        raise bad(f"'frame_sets' must be a list of positive ints or null, got {sets!r}")
+    adapters = config.get("adapters")
+    if adapters is not None and (not isinstance(adapters, list) or not all(isinstance(a, str) for a in adapters)):
+        raise bad(f"'adapters' must be a list of module names or null, got {adapters!r}")
+    time_dim = config.get("time_dim")
+    if time_dim is not None and (isinstance(time_dim, bool) or not isinstance(time_dim, int)):
+        raise bad(f"'time_dim' must be an int or null, got {time_dim!r}")
+    return config
+
+
+def _preset_names(config: Mapping) -> list[str] | None:
+    """The module names a zoo preset resolves to (old folders stored the word "preset")."""
+    from .models._registry import create_model
+
+    if config.get("frame_sets") is None:
+        return None
+    with torch.device("meta"):
+        model = create_model(config["architecture"], num_classes=config.get("num_classes") or 1,
+                             frame_sets=config["frame_sets"], **config.get("model_kwargs", {}))
+    return _conversion(model)["adapters"]
+
+
+# --------------------------------------------------------------------------- the model card
+
+
+def _eval_results(config: Mapping, model_name: str) -> list:
+    from huggingface_hub import EvalResult
+
+    top1 = (config.get("results") or {}).get("top1") or {}
+    if not top1 or not config.get("dataset"):
+        return []
+    reported = (config.get("results") or {}).get("reported", False)
+    return [EvalResult(task_type="video-classification", dataset_type=config["dataset"],
+                       dataset_name=config["dataset"], metric_type="accuracy", metric_value=float(top1[t]),
+                       metric_name=f"top-1 at {t} frames", metric_config=f"{t} frames",
+                       source_name="Frame Flexible Network (CVPR 2023), reported" if reported else None,
+                       source_url=PAPER if reported else None)
+            for t in sorted(top1, key=int)]
+
+
+def model_card(config: Mapping[str, Any], repo_id: str | None = None):
+    """The model card (a ``huggingface_hub.ModelCard``): Hub metadata, a model-index of the results, usage.
+
+    >>> card = model_card(json.load(open("out/config.json")))
+    >>> card.data.eval_results[0].metric_value
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
     arch, sets = config["architecture"], config.get("frame_sets")
-    meta = ["---", "library_name: frameflex", "pipeline_tag: video-classification", "tags:",
-            "- video-classification", "- frameflex", f"- {arch}"] + (["- frame-flexible-network"] if sets else [])
-    if config.get("dataset"):
-        meta += ["datasets:", f"- {config['dataset']}"]
-    if config.get("license"):
-        meta += [f"license: {config['license']}"]
-    meta.append("---")
     title = repo_id or arch
-    kind = f"frame-flexible (FFN) model trained at {sets} frames" if sets else "plain (single frame count) model"
-    lines = [*meta, "", f"# {title}", "", f"A {arch} {kind} for video classification with "
-             f"{config['num_classes']} classes" + (f" ({config['dataset']})" if config.get("dataset") else "") + "."]
+    zoo = config["base"]["type"] == "zoo"
+    data = ModelCardData(
+        library_name="frameflex", pipeline_tag="video-classification", license=config.get("license") or "unknown",
+        base_model=config.get("base_model"), datasets=[config["dataset"]] if config.get("dataset") else None,
+        tags=["video-classification", "frameflex", arch] + (["frame-flexible-network"] if sets else []),
+        model_name=title, eval_results=_eval_results(config, title) or None)
+    kind = f"frame-flexible (FFN) model with branches for {sets} frames" if sets else "plain (single frame count) model"
+    classes = f" with {config['num_classes']} classes" if config.get("num_classes") else ""
+    lines = ["", f"# {title}", "", f"A {arch} {kind} for video classification{classes}"
+             + (f" ({config['dataset']})" if config.get("dataset") else "") + "."]
     if config.get("source"):
         lines += ["", f"Weights: {config['source']}"]
-    results = (config.get("results") or {}).get("top1")
-    if results:
-        frames = sorted(results, key=int)
-        lines += ["", "## Results", "", "| frames | " + " | ".join(frames) + " |",
-                  "|---|" + "---|" * len(frames), "| top-1 (%) | " + " | ".join(f"{results[t]:.2f}" for t in frames)
-                  + " |"]
-        if config.get("results", {}).get("note"):
-            lines += ["", config["results"]["note"]]
-    lines += ["", "## Use", "", "```python", "import frameflex as ff", "",
-              f'model = ff.from_pretrained("{repo_id or _PLACEHOLDER}")',
-              f"logits = model(clip)  # clip: (B, 3, T, {config['input_size']}, {config['input_size']}), "
-              f"mean {config['mean']}, std {config['std']}", "```", ""]
-    return "\n".join(lines)
+    results = config.get("results") or {}
+    if results.get("top1"):
+        frames = sorted(results["top1"], key=int)
+        lines += ["", "## Results", "", "| frames | " + " | ".join(frames) + " |", "|---|" + "---|" * len(frames),
+                  "| top-1 (%) | " + " | ".join(f"{results['top1'][t]:.2f}" for t in frames) + " |"]
+        if results.get("note"):
+            lines += ["", results["note"]]
+    where = repo_id or _PLACEHOLDER
+    size = config.get("input_size")
+    shape = f"(B, 3, T, {size}, {size}), mean {config['mean']}, std {config['std']}" if size else "(B, 3, T, H, W)"
+    load = (f'model = ff.from_pretrained("{where}")' if zoo else
+            f'model = ff.from_pretrained("{where}", trust_remote_code=True)  # runs {config["base"]["builder"]}'
+            if config["base"]["type"] == "builder" else
+            f'model = ff.from_pretrained("{where}", model=my_model)  # my_model: a {arch}, built as before')
+    lines += ["", "## Use", "", "```python", "import frameflex as ff", "", load, f"logits = model(clip)  # clip: {shape}",
+              "```", ""]
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n" + "\n".join(lines))
 
 
-def save_pretrained(model: nn.Module, save_directory: str | os.PathLike, **card: Any) -> Path:
-    """Write config.json, model.safetensors and a model card for a zoo model.
+# --------------------------------------------------------------------------- save
 
-    ``card`` may carry ``class_names``, ``dataset``, ``license``, ``source`` and
-    ``results`` (``{"top1": {"4": 42.85, ...}}``); they go into config.json and the card.
 
-    >>> ff.save_pretrained(model, "out/tsm_r50-ffn")
-    >>> ff.from_pretrained("out/tsm_r50-ffn")
-    """
-    config = _config(model, card)
-    folder = Path(save_directory)
+def _is_ours(path: Path) -> bool:
+    """Whether an existing file was written by frameflex (so saving may replace it)."""
+    try:
+        if path.name == CONFIG_NAME:
+            config = read_json(path)
+            return isinstance(config, dict) and "frameflex_version" in config
+        if path.name == WEIGHTS_NAME:
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                return (f.metadata() or {}).get("library") == "frameflex"
+        text = read_text(path)
+        return text.startswith("---") and "library_name: frameflex" in text.split("\n---", 1)[0]
+    except Exception:  # unreadable, not JSON, not safetensors: not ours
+        return False
+
+
+def _write_folder(folder: Path, model: nn.Module | None, config: Mapping, card_text: str, overwrite: bool) -> None:
+    import json
+
+    from safetensors.torch import save_model
+
+    names = [CONFIG_NAME, CARD_NAME] + ([WEIGHTS_NAME] if model is not None else [])
+    if folder.exists() and not folder.is_dir():
+        raise ArgumentError(f"cannot save into {folder}: it is a file, not a folder")
+    foreign = [n for n in names if (folder / n).exists() and not _is_ours(folder / n)]
+    if foreign and not overwrite:
+        raise OverwriteError(f"{folder} already holds {', '.join(foreign)} that frameflex did not write; "
+                              "pass overwrite=True to replace them, or save to another folder")
     folder.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "library": "frameflex"})
-    (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-    (folder / CARD_NAME).write_text(model_card(config))
+    writers = {}
+    if model is not None:
+        writers[folder / WEIGHTS_NAME] = lambda p: save_model(
+            model, str(p), metadata={"format": "pt", "library": "frameflex"})
+    writers[folder / CONFIG_NAME] = lambda p: p.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    writers[folder / CARD_NAME] = lambda p: p.write_text(card_text, encoding="utf-8")
+    write_atomically(writers)  # weights, then config, then card: each whole or not at all
+
+
+def save_pretrained(model: nn.Module, save_directory: str | os.PathLike, *, overwrite: bool = False,
+                    builder: str | None = None, builder_kwargs: Mapping | None = None, **card: Any) -> Path:
+    """Write config.json, model.safetensors and a model card for any model, converted or not.
+
+    Zoo models rebuild from their name. For your own model, either name the function
+    that builds it (``builder="mymodels:build"``, ``builder_kwargs={...}``; loading
+    calls it only with ``trust_remote_code=True``), or pass the model when loading:
+    ``ff.from_pretrained(folder, model=MyNet())``. ``card`` may carry ``class_names``,
+    ``dataset``, ``license``, ``base_model``, ``source`` and ``results``
+    (``{"top1": {"4": 42.85, ...}}``). A file in the folder that frameflex did not
+    write (your own README.md) is replaced only with ``overwrite=True``.
+
+    >>> model = ff.calibrate(ff.convert(r3d_18(num_classes=10), [4, 8, 16], adapters="auto", time_dim=2),
+    ...                      loader, frames=12)
+    >>> ff.save_pretrained(model, "out/r3d18-ffn")
+    >>> ff.from_pretrained("out/r3d18-ffn", model=r3d_18(num_classes=10))
+    """
+    if not isinstance(model, nn.Module):
+        raise ArgumentTypeError(f"save_pretrained expects an nn.Module, got {type(model).__name__}")
+    config = _config(model, builder, builder_kwargs, card)
+    folder = Path(save_directory)
+    _write_folder(folder, model, config, str(model_card(config)), overwrite)
     return folder
+
+
+# --------------------------------------------------------------------------- load
 
 
 def _fetch(repo_or_path: str, filename: str, revision, cache_dir, token, local_files_only) -> str:
     if os.path.isdir(repo_or_path):
         path = os.path.join(repo_or_path, filename)
+        if os.path.isdir(path):
+            raise NotFoundError(f"{filename} in the folder {repo_or_path} is a directory, not a file")
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{filename} not found in the folder {repo_or_path}")
+            raise NotFoundError(f"{filename} not found in the folder {repo_or_path}")
         return path
     try:
         return hf_hub_download(repo_or_path, filename, revision=revision, cache_dir=cache_dir, token=token,
                                local_files_only=local_files_only, library_name="frameflex")
     except Exception as e:  # offline and not cached, unknown repo, missing file ...
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"{repo_or_path!r} is not a local folder, and {filename} could not be fetched from it as a Hub repo"
             f"{f' at revision {revision}' if revision else ''}: {type(e).__name__}: {e}") from e
 
 
-def from_pretrained(repo_id_or_path: str | os.PathLike, *, filename: str | None = None, arch: str | None = None,
+def from_pretrained(repo_id_or_path: str | os.PathLike, *, model: nn.Module | None = None,
+                    num_classes: int | None = None, ignore_mismatched_sizes: bool | None = None,
+                    trust_remote_code: bool = False, filename: str | None = None, arch: str | None = None,
                     revision: str | None = None, cache_dir: str | os.PathLike | None = None,
                     device: str | torch.device | None = None, dtype: torch.dtype | None = None,
                     strict: bool = True, token: str | None = None, local_files_only: bool = False) -> nn.Module:
     """Load a model from a local folder or a Hub repo (works offline from the Hub cache).
+
+    The model is rebuilt as config.json records (:data:`BASES`), converted with its
+    frame sets and adapters, and loaded. For a model saved without a way to build
+    it, pass ``model``: your model built as before conversion; it is converted and
+    loaded in place (all or nothing: if the weights do not fit, it is left as it was).
+    A builder function named by config.json runs only with ``trust_remote_code=True``.
+
+    ``num_classes`` gives a new classifier: tensors whose shape differs (the head) are
+    re-initialised and named in a warning, every other tensor is loaded
+    (``ignore_mismatched_sizes`` does that without a new class count; by default it
+    is on only when ``num_classes`` differs from the saved one).
 
     With ``filename``, the repo holds an original checkpoint instead of a frameflex
     folder; it is converted on load by :func:`frameflex.import_checkpoint` (``arch``
@@ -133,53 +400,99 @@ def from_pretrained(repo_id_or_path: str | os.PathLike, *, filename: str | None 
         ff.from_pretrained("Sense-X/uniformer_video", filename="uniformer_small_sthv1_16_prek600.pth")
 
     Returns the model in eval mode, on ``device`` and in ``dtype`` if given.
-    """
-    from .checkpoints import import_checkpoint, load_file, load_state_dict
-    from .models._registry import create_model
 
+    >>> model = ff.from_pretrained("out/tsm_tiny-ffn", num_classes=10)   # fine-tune to 10 classes
+    >>> model = ff.from_pretrained("out/r3d18-ffn", model=torchvision.models.video.r3d_18(num_classes=10))
+    """
+    from .checkpoints import import_checkpoint, load_file, load_state_dict, warn_reinitialised
+    from .selection import is_converted
+    from .surgery import _convert_exact
+
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes <= 0):
+        raise ArgumentError(f"num_classes must be a positive int, got {num_classes!r}")
+    if model is not None:
+        if not isinstance(model, nn.Module):
+            raise ArgumentTypeError(f"model must be an nn.Module (your model, unconverted), got {type(model).__name__}")
+        if num_classes is not None:
+            raise ArgumentTypeError("pass either model or num_classes: build your model with the classes you want and "
+                            "pass ignore_mismatched_sizes=True")
+        if is_converted(model):
+            raise ConversionError("model is already frame-flexible: pass it unconverted, from_pretrained converts it "
+                             "as config.json records")
     where = os.fspath(repo_id_or_path)
     fetch = lambda name: _fetch(where, name, revision, cache_dir, token, local_files_only)  # noqa: E731
     if filename is not None:
+        if model is not None:
+            raise ArgumentTypeError("model and filename cannot be combined: filename imports an original zoo checkpoint")
         sd = import_checkpoint(fetch(filename), arch=arch, strict=strict)
-        model = sd.create_model()
-        model.frameflex_config["source"] = f"{where}/{filename}"
-    else:
-        config = json.loads(Path(fetch(CONFIG_NAME)).read_text())
-        if "architecture" not in config:
-            raise ValueError(f"{CONFIG_NAME} of {where} names no architecture")
-        model = create_model(config["architecture"], num_classes=config["num_classes"],
-                             frame_sets=config.get("frame_sets"), adapters=config.get("adapters", "preset"),
-                             **config.get("model_kwargs", {}))
-        try:
-            load_state_dict(model, load_file(fetch(WEIGHTS_NAME)), strict=strict)
-        except StateDictError as e:
-            raise StateDictError(f"weights of {where} do not fit {config['architecture']}: {e}") from None
-        model.frameflex_config.update({k: config[k] for k in _CARD_FIELDS if k in config})
-    model.to(device=device, dtype=dtype)
-    return model.eval()
+        loaded = sd.create_model(num_classes=num_classes)
+        loaded.frameflex_config["source"] = f"{where}/{filename}"
+        return loaded.to(device=device, dtype=dtype).eval()
+
+    config = _check_config(read_json(fetch(CONFIG_NAME), f"{CONFIG_NAME} of {where}"), where)
+    saved_classes = config.get("num_classes")
+    new_head = num_classes is not None and num_classes != saved_classes
+    if ignore_mismatched_sizes is None:
+        ignore_mismatched_sizes = new_head
+    base = config["base"]
+    if model is None:
+        model = BASES[base["type"]](base, num_classes if num_classes is not None else saved_classes,
+                                    trust_remote_code)
+    sd = load_file(fetch(WEIGHTS_NAME))
+    undo = lambda: None  # noqa: E731
+    if config.get("frame_sets") is not None:
+        model, undo = _convert_exact(model, config["frame_sets"], config.get("adapters") or [], config.get("time_dim"))
+    try:
+        result = load_state_dict(model, sd, strict=strict, ignore_mismatched_sizes=ignore_mismatched_sizes)
+    except BaseException as e:
+        undo()  # all or nothing: a model you passed is left unconverted
+        if isinstance(e, StateDictError):
+            raise StateDictError(f"weights of {where} do not fit the model: {e}") from None
+        raise
+    warn_reinitialised(result, where)
+    own = {k: config[k] for k in _CARD_FIELDS if k in config}
+    if new_head:  # a new task: the old classes, dataset and results no longer describe it
+        own = {k: v for k, v in own.items() if k in ("license", "source")}
+        if not os.path.isdir(where):
+            own["base_model"] = where
+    model.frameflex_config = {
+        **(getattr(model, "frameflex_config", None) or {}), **own,
+        "architecture": config["architecture"], "num_classes": num_classes or saved_classes, "base": base,
+        "frame_sets": config.get("frame_sets"), "adapters": config.get("adapters")}
+    model.frameflex_config.setdefault("model_kwargs", base.get("kwargs", {}))
+    return model.to(device=device, dtype=dtype).eval()
+
+
+# --------------------------------------------------------------------------- push
 
 
 def push_to_hub(model: nn.Module, repo_id: str, *, private: bool | None = None, token: str | None = None,
-                commit_message: str = "Upload frameflex model", revision: str | None = None, **card: Any) -> str:
+                commit_message: str = "Upload frameflex model", revision: str | None = None,
+                builder: str | None = None, builder_kwargs: Mapping | None = None, **card: Any) -> str:
     """Save ``model`` as a Hub folder and upload it to ``repo_id`` (created if needed).
 
     >>> ff.push_to_hub(model, "my-org/tsm_r50-ffn-sthv1", dataset="something-something-v1")
     """
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory() as tmp:
-        save_pretrained(model, tmp, **card)
+        save_pretrained(model, tmp, builder=builder, builder_kwargs=builder_kwargs, **card)
         return upload_folder(api, tmp, repo_id, private=private, commit_message=commit_message, revision=revision)
 
 
 def upload_folder(api: HfApi, folder: str | os.PathLike, repo_id: str, *, private: bool | None = None,
                   commit_message: str = "Upload frameflex model", revision: str | None = None) -> str:
     """Upload an existing Hub folder (e.g. from ``frameflex import``) after checking it is complete."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotFoundError(f"folder not found: {folder}")
     for name in (CONFIG_NAME, WEIGHTS_NAME):
-        if not (Path(folder) / name).is_file():
-            raise FileNotFoundError(f"{name} not found in {folder}: not a frameflex Hub folder")
-    card = Path(folder) / CARD_NAME
-    if not card.is_file() or _PLACEHOLDER in card.read_text():  # our card: name the repo in its snippet
-        card.write_text(model_card(json.loads((Path(folder) / CONFIG_NAME).read_text()), repo_id))
+        if not (folder / name).is_file():
+            raise NotFoundError(f"{name} not found in {folder}: not a frameflex Hub folder")
+    config = _check_config(read_json(folder / CONFIG_NAME, CONFIG_NAME), str(folder))
+    card = folder / CARD_NAME
+    if not card.is_file() or (_is_ours(card) and _PLACEHOLDER in read_text(card)):  # name the repo in the snippet
+        _write_folder(folder, None, config, str(model_card(config, repo_id)), overwrite=False)
     api.create_repo(repo_id, private=private, exist_ok=True)
     info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
                              revision=revision)

@@ -1,7 +1,6 @@
 """FFNLoss: cross-entropy on the largest frame count, distillation to the others."""
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import torch
@@ -10,24 +9,16 @@ from torch import nn
 
 from . import _checks
 from ._outputs import logits_of
+from .errors import ArgumentError
 
 __all__ = ["FFNLoss"]
-
-
-def _check_number(value, name: str, low: float, *, above: bool = False, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"FFNLoss: {name} must be a number, got {value!r} ({type(value).__name__})")
-    if math.isnan(value) or value < low or (above and value == low) or (high is not None and value > high):
-        bound = f"> {low:g}" if above else f">= {low:g}" + (f" and <= {high:g}" if high is not None else "")
-        raise ValueError(f"FFNLoss: {name} must be {bound}, got {value}")
-    return float(value)
 
 
 class FFNLoss(nn.Module):
     """``CE(z_H, y) + kl_weight * sum_T KL(softmax(z_H).detach() || softmax(z_T))``.
 
     ``H`` is the largest frame count in the outputs; only it sees the labels, the
-    others learn from its (detached) prediction, as in FFN (ffn-method.md, Loss).
+    others learn from its (detached) prediction, as in FFN (CVPR 2023).
     KL uses ``reduction='batchmean'``; with ``temperature`` t != 1 both sides are
     softened by t and the KL is scaled by t**2 (Hinton et al.). Targets may be class
     indices or soft (mixup) probabilities. After a call, ``parts`` holds detached
@@ -40,14 +31,16 @@ class FFNLoss(nn.Module):
 
     def __init__(self, kl_weight: float = 1.0, temperature: float = 1.0, label_smoothing: float = 0.0):
         super().__init__()
-        self.kl_weight = _check_number(kl_weight, "kl_weight", 0.0)
-        self.temperature = _check_number(temperature, "temperature", 0.0, above=True)
-        self.label_smoothing = _check_number(label_smoothing, "label_smoothing", 0.0, high=1.0)
+        self.kl_weight = float(_checks.nonnegative(kl_weight, "FFNLoss kl_weight"))
+        self.temperature = float(_checks.nonnegative(temperature, "FFNLoss temperature"))
+        if self.temperature == 0:
+            raise ArgumentError("FFNLoss temperature must be > 0, got 0")
+        self.label_smoothing = float(_checks.probability(label_smoothing, "FFNLoss label_smoothing"))
         self.parts: dict[str, torch.Tensor] = {}
 
     def forward(self, outputs: Mapping[int, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         if not isinstance(outputs, Mapping) or not outputs:
-            raise ValueError("FFNLoss expects a non-empty dict {frame_count: logits}, as ff.forward_multi returns")
+            raise ArgumentError("FFNLoss expects a non-empty dict {frame_count: logits}, as ff.forward_multi returns")
         for t in outputs:  # '8' > '16' as strings: the teacher would be the wrong branch
             _checks.frame_count(t, "FFNLoss: a key of outputs (the frame count)")
         outputs = {t: logits_of(z) for t, z in outputs.items()}
@@ -55,7 +48,7 @@ class FFNLoss(nn.Module):
         teacher = outputs[high]
         for t, z in outputs.items():
             if z.shape != teacher.shape:
-                raise ValueError(f"logits for {t} frames have shape {tuple(z.shape)}, "
+                raise ArgumentError(f"logits for {t} frames have shape {tuple(z.shape)}, "
                                  f"but {high} frames gave {tuple(teacher.shape)}")
         ce = F.cross_entropy(teacher, target, label_smoothing=self.label_smoothing)
         parts = {"ce": ce}
@@ -73,7 +66,7 @@ class FFNLoss(nn.Module):
             bad = [f"logits for {t} frames" for t in sorted(outputs) if not torch.isfinite(outputs[t]).all()]
             if target.is_floating_point() and not torch.isfinite(target).all():
                 bad.append("the target")
-            raise ValueError(f"FFNLoss: the loss is {total.item()}: "
+            raise ArgumentError(f"FFNLoss: the loss is {total.item()}: "
                              + (f"NaN or inf in {' and '.join(bad)}" if bad else
                                 "the logits overflow in the softmax (lower the learning rate)"))
         self.parts = {k: v.detach() for k, v in parts.items()}

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Sequence
+from typing import Callable, Sequence
 
+import torch
 from torch import nn
 
 from torch.nn.utils import parametrize
 
 from . import _checks, temporal
+from ._pattern import compile_pattern
 from .errors import ArgumentError, ArgumentTypeError, ConversionError
 from .layers import FrameNorm, FrameScale, FrameState, InputScale, _reference_tensor, adapter_spec
 from .selection import _PickFramesFromInput, _states
@@ -95,7 +97,8 @@ def convert(
     Args:
         frame_sets: the trained frame counts, e.g. ``[4, 8, 16]``.
         adapters: ``None``; a list of module names or ``re.fullmatch`` patterns whose
-            INPUT gets a zero-initialised per-frame-count scale ``x * (1 + w_T)``;
+            INPUT gets a zero-initialised per-frame-count scale ``x * (1 + w_T)``
+            (patterns run in linear time; backreferences and lookarounds are refused);
             or ``"auto"``: the first conv/linear layer inside every module whose class
             name ends in Block, Bottleneck, Residual or Layer (with its k and v
             siblings when q, k, v are separate layers).
@@ -104,7 +107,9 @@ def convert(
         inplace: convert ``model`` itself (default) or a deep copy.
 
     Returns the converted model (a new object only when the root itself is replaced,
-    e.g. a bare norm or an adapter target named ``""``).
+    e.g. a bare norm or an adapter target named ``""``). All or nothing: if anything
+    fails, ``model`` is left as it was. A model with no norm and no adapter target,
+    or a TorchScript one, is an error.
 
     Example::
 
@@ -125,12 +130,31 @@ def convert(
             f"(asked for frame_sets={sets}, adapters={adapters!r}). Use ff.calibrate to add a frame count.")
     if not inplace:
         model = copy.deepcopy(model)
+    return _convert(model, sets, adapters, time_dim, exact=False)[0]
+
+
+def _convert_exact(model: nn.Module, frame_sets: Sequence[int], names: Sequence[str],
+                   time_dim: int | None) -> tuple[nn.Module, Callable[[], None]]:
+    """Convert in place with adapters on exactly the modules ``names`` (resolved names, as a saved
+    config records them: never matched as patterns). Returns the root and a function undoing it."""
+    if _states(model):
+        raise ConversionError(f"{type(model).__name__} is already frame-flexible: pass it unconverted")
+    return _convert(model, tuple(sorted(_checks.frame_sets(frame_sets))), list(names), time_dim, exact=True)
+
+
+def _convert(model: nn.Module, sets: tuple[int, ...], adapters, time_dim: int | None,
+             exact: bool) -> tuple[nn.Module, Callable[[], None]]:
+    named = list(model.named_modules(remove_duplicate=False))
+    scripted = next((n for n, m in named if isinstance(m, torch.jit.ScriptModule)), None)
+    if scripted is not None:
+        what = f"its submodule {scripted!r} is one" if scripted else f"{type(model).__name__} is one"
+        raise ConversionError(f"convert cannot change TorchScript modules ({what}): convert the Python model, "
+                              "then script or trace it")
     if time_dim is None:
         time_dim = temporal.default_time_dim(model)
     plan = temporal.prepare(model, sets)  # temporal tables and frame-count attributes (video transformers)
 
     state = FrameState(sets, time_dim)
-    named = list(model.named_modules(remove_duplicate=False))
     norm_cls = norm_types()
     norm_names = [n for n, m in named if isinstance(m, norm_cls)]
     prefixes = tuple(f"{n}." for n in norm_names if n)
@@ -138,9 +162,15 @@ def convert(
     def outside_norms(name: str) -> bool:  # modules inside a norm (its act, drop) go with it
         return not name.startswith(prefixes) and not ("" in norm_names and name)
 
-    targets = _adapter_targets(model, named, adapters, outside_norms)
+    targets = _adapter_targets(model, named, adapters, outside_norms, exact)
+    if not norm_names and not targets and not plan:
+        raise ConversionError(
+            f"convert found nothing to make frame-flexible in {type(model).__name__}: no norm layer of a "
+            "registered type (BatchNorm, LayerNorm, GroupNorm, RMSNorm, timm's norms: ff.norm_types()) and no "
+            'adapters. Register your norm class with ff.register_norm, or pass adapters="auto" or module names')
 
-    # Build every replacement first, then place them: nothing is left half-converted.
+    # Build and validate every replacement first, then place them; if placing fails
+    # half-way, undo what was placed: the model is converted whole or not at all.
     new: dict[int, nn.Module] = {}
     for name, m in named:
         if id(m) not in new and isinstance(m, norm_cls) and outside_norms(name):
@@ -154,18 +184,54 @@ def convert(
         else:
             new[id(m)] = InputScale(new.get(id(m), m), scale)
 
-    for m, scale in reweight:
-        scale.attach(m)
-    # Walk parents without dedup so a shared module is replaced under every parent.
-    for parent in [m for _, m in named]:
-        for key, child in parent._modules.items():
-            if child is not None and id(child) in new and new[id(child)] is not parent:
-                parent._modules[key] = new[id(child)]
-    temporal.install(plan, state)
-    root = new.get(id(model), model)
-    if time_dim is not None:
-        root.register_forward_pre_hook(_PickFramesFromInput(state), with_kwargs=True)
-    return root
+    undo: list[Callable[[], None]] = []
+
+    def undo_all() -> None:
+        for step in reversed(undo):
+            step()
+        undo.clear()
+
+    try:
+        for m, scale in reweight:
+            undo.append(_detacher(m, scale))
+            scale.attach(m)
+        # Walk parents without dedup so a shared module is replaced under every parent.
+        for parent in [m for _, m in named]:
+            for key, child in list(parent._modules.items()):
+                if child is not None and id(child) in new and new[id(child)] is not parent:
+                    parent._modules[key] = new[id(child)]
+                    undo.append(lambda p=parent, k=key, c=child: p._modules.__setitem__(k, c))
+        temporal.install(plan, state)  # prepare() has checked everything it can fail on
+        root = new.get(id(model), model)
+        if time_dim is not None:
+            undo.append(root.register_forward_pre_hook(_PickFramesFromInput(state), with_kwargs=True).remove)
+    except BaseException:
+        undo_all()
+        raise
+    return root, undo_all
+
+
+def _detacher(m: nn.Module, scale: FrameScale) -> Callable[[], None]:
+    """The step undoing ``scale.attach(m)`` (about to run), however far it got."""
+    order = list(m._parameters)
+    had = parametrize.is_parametrized(m, "weight")
+
+    def undo() -> None:
+        scale.detach(m)
+        if not parametrize.is_parametrized(m, "weight"):
+            return
+        plist = m.parametrizations["weight"]
+        if not any(p is scale for p in plist):
+            return
+        if had:  # the user's own parametrizations stay
+            del plist[-1]
+            return
+        parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)  # the original Parameter back
+        params = dict(m._parameters)
+        m._parameters.clear()
+        m._parameters.update({k: params[k] for k in order if k in params})
+
+    return undo
 
 
 def _with_qkv_siblings(model: nn.Module, name: str, layer: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -177,10 +243,17 @@ def _with_qkv_siblings(model: nn.Module, name: str, layer: nn.Module) -> list[tu
     return [(f"{head}.{n}" if head else n, getattr(parent, n)) for n in sorted(trio, key=list(parent._modules).index)]
 
 
-def _adapter_targets(model, named, adapters, allowed) -> list[tuple[str, nn.Module]]:
+def _adapter_targets(model, named, adapters, allowed, exact: bool = False) -> list[tuple[str, nn.Module]]:
     if adapters is None:
         return []
     candidates = [(n, m) for n, m in named if allowed(n)]
+    if exact:
+        by_name = dict(candidates)
+        absent = [n for n in adapters if n not in by_name]
+        if absent:
+            raise ConversionError(f"adapter targets {absent} are not modules of {type(model).__name__} (outside its "
+                                  "norms): the model is not the one these adapters were placed on")
+        return _check_targets({id(by_name[n]): (n, by_name[n]) for n in adapters})
     if isinstance(adapters, str) and adapters == "auto":
         found: dict[int, tuple[str, nn.Module]] = {}
         for name, m in candidates:
@@ -202,15 +275,19 @@ def _adapter_targets(model, named, adapters, allowed) -> list[tuple[str, nn.Modu
     found = {}
     for pattern in adapters:
         try:
-            rx = re.compile(pattern)
-        except re.error as e:
-            raise ArgumentError(f"adapter pattern {pattern!r} is not a valid regex: {e}") from None
+            fullmatch = compile_pattern(pattern)  # linear time: no pattern can hang convert
+        except ValueError as e:
+            raise ArgumentError(f"adapter {e}") from None
         hits = [(n, m) for n, m in candidates
-                if n == pattern or n.endswith("." + pattern) or rx.fullmatch(n)]
+                if n == pattern or n.endswith("." + pattern) or fullmatch(n)]
         if not hits:
             raise ArgumentError(f"adapter pattern {pattern!r} matched no module of {type(model).__name__}")
         for n, m in hits:
             found.setdefault(id(m), (n, m))
+    return _check_targets(found)
+
+
+def _check_targets(found: dict[int, tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
     for n, m in found.values():
         try:
             adapter_spec(m)

@@ -98,11 +98,11 @@ def test_frame_counts_must_be_ints_so_the_teacher_is_the_largest():
 
 
 @pytest.mark.parametrize("kwargs,err,msg", [
-    ({"kl_weight": -1}, ValueError, "kl_weight must be >= 0, got -1"),
-    ({"kl_weight": float("nan")}, ValueError, "kl_weight must be >= 0, got nan"),
-    ({"kl_weight": "1"}, TypeError, "kl_weight must be a number"),
-    ({"temperature": 0}, ValueError, "temperature must be > 0"),
-    ({"label_smoothing": 1.5}, ValueError, "label_smoothing must be >= 0 and <= 1"),
+    ({"kl_weight": -1}, ff.ArgumentError, "kl_weight must be >= 0, got -1"),
+    ({"kl_weight": float("nan")}, ff.ArgumentError, "kl_weight must be >= 0, got nan"),
+    ({"kl_weight": "1"}, ff.ArgumentTypeError, "kl_weight must be a number"),
+    ({"temperature": 0}, ff.ArgumentError, "temperature must be > 0"),
+    ({"label_smoothing": 1.5}, ff.ArgumentError, r"label_smoothing must be in \[0, 1\], got 1.5"),
 ])
 def test_bad_hyper_parameters_are_refused(kwargs, err, msg):
     with pytest.raises(err, match=msg):

@@ -128,7 +128,8 @@ def test_register_norm_adds_a_custom_norm_type():
             return x / x.std() * self.gain
 
     model = nn.Sequential(nn.Linear(3, 3), MyNorm())
-    assert not isinstance(ff.convert(model, SETS, inplace=False)[1], ff.FrameNorm)
+    with pytest.raises(ValueError, match="nothing to make frame-flexible in Sequential.*ff.register_norm"):
+        ff.convert(model, SETS)
     ff.register_norm(MyNorm)
     try:
         assert isinstance(ff.convert(model, SETS)[1], ff.FrameNorm)
@@ -368,3 +369,77 @@ def test_errors_are_one_hierarchy_and_keep_the_builtin_types(shared_net):
     assert isinstance(info.value, TypeError)
     with pytest.raises(ff.FrameflexError, match="not frame-flexible"):
         ff.set_frames(shared_net, 8)
+
+
+def _snapshot(model):
+    """Everything convert could change: module classes and tree, parameter objects, values, hooks."""
+    return ([(n, type(m)) for n, m in model.named_modules(remove_duplicate=False)],
+            [(n, id(p)) for n, p in model.named_parameters(remove_duplicate=False)],
+            {k: v.clone() for k, v in model.state_dict().items()},
+            [len(m._forward_pre_hooks) for m in model.modules()])
+
+
+def _same(a, b):
+    assert a[0] == b[0] and a[1] == b[1] and a[3] == b[3]
+    assert list(a[2]) == list(b[2]) and all(torch.equal(a[2][k], b[2][k]) for k in a[2])
+
+
+@pytest.mark.parametrize("where", ["second adapter", "time_dim hook"])
+def test_a_convert_that_fails_half_way_leaves_the_model_untouched(monkeypatch, where):
+    from torch.nn.utils import parametrize
+
+    model = build("tv_r3d_18")
+    before = _snapshot(model)
+    if where == "second adapter":
+        real, calls = parametrize.register_parametrization, []
+
+        def flaky(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("injected failure")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(parametrize, "register_parametrization", flaky)
+    else:
+        monkeypatch.setattr(nn.Module, "register_forward_pre_hook",
+                            lambda *a, **k: (_ for _ in ()).throw(RuntimeError("injected failure")))
+    with pytest.raises(RuntimeError, match="injected failure"):
+        ff.convert(model, SETS, adapters="auto", time_dim=2)
+    _same(_snapshot(model), before)
+    assert not ff.is_converted(model) and not parametrize.is_parametrized(model.layer1[0].conv1[0])
+    monkeypatch.undo()
+    converted = ff.convert(model, SETS, adapters="auto", time_dim=2)  # and it converts cleanly afterwards
+    with torch.no_grad():
+        torch.testing.assert_close(converted(clip(8)), build("tv_r3d_18")(clip(8)), atol=1e-5, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+def test_convert_with_nothing_to_convert_or_a_scripted_model_is_an_error():
+    plain = nn.Sequential(nn.Conv3d(3, 4, 1), nn.ReLU())
+    with pytest.raises(ff.ConversionError, match="nothing to make frame-flexible in Sequential"):
+        ff.convert(plain, SETS)
+    assert ff.is_converted(ff.convert(plain, SETS, adapters=["0"]))  # adapters alone are a conversion
+    scripted = torch.jit.script(nn.Sequential(nn.Conv3d(3, 4, 1), nn.BatchNorm3d(4)))
+    with pytest.raises(ff.ConversionError, match="TorchScript.*convert the Python model"):
+        ff.convert(scripted, SETS)
+    with pytest.raises(ff.ConversionError, match="submodule 'body' is one"):
+        ff.convert(nn.ModuleDict({"body": scripted, "bn": nn.BatchNorm3d(4)}), SETS)
+
+
+def test_adapter_patterns_cannot_hang_convert():
+    """``(.*.*)*z`` backtracks exponentially in ``re``; the matcher is linear in the name."""
+    import signal
+
+    model = nn.Sequential()
+    model.add_module("a" * 40, nn.Sequential(nn.Conv3d(3, 4, 1), nn.BatchNorm3d(4)))
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("convert hung on a pathological pattern"))
+    signal.alarm(30)
+    try:
+        with pytest.raises(ValueError, match=r"adapter pattern '\(\.\*\.\*\)\*z' matched no module"):
+            ff.convert(model, SETS, adapters=["(.*.*)*z"])
+        converted = ff.convert(model, SETS, adapters=["(a|aa)*\\.0"])  # a regex still works as one
+    finally:
+        signal.alarm(0)
+    assert isinstance(converted[0][0], nn.Conv3d) and ff.is_converted(converted)
+    with pytest.raises(ValueError, match=r"pattern '\(a\)\\\\1': backreferences are not supported"):
+        ff.convert(build("shared_bn3d"), SETS, adapters=[r"(a)\1"])

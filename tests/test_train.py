@@ -57,7 +57,7 @@ def test_ffn_run_trains_every_branch_and_writes_checkpoints_log_and_hub_folder(t
     assert ff.frame_sets(model) == (4, 8, 16)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, ckpt["model"][key], rtol=0, atol=0)
-    assert "pretrained" not in json.loads((out / "model" / "config.json").read_text())["model_kwargs"]
+    assert "pretrained" not in json.loads((out / "model" / "config.json").read_text())["base"]["kwargs"]
 
 
 def test_single_frame_count_and_a_custom_model_converted_with_auto_adapters(tmp_path, capsys):
