@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["CheckpointEntry", "CATALOGUE", "catalogue_table"]
+from .errors import ArgumentError
+
+__all__ = ["CheckpointEntry", "CATALOGUE", "catalogue_table", "card_fields"]
 
 _DATASETS = {"sthv1": ("something-something-v1", 174), "sthv2": ("something-something-v2", 174),
              "k400": ("kinetics-400", 400)}
@@ -70,6 +72,30 @@ def find_entry(arch: str, dataset: str | None = None, ffn: bool | None = None) -
     """The catalogue entry matching an imported file, if exactly one does."""
     hits = [e for e in CATALOGUE if e.arch == arch and dataset in (None, e.dataset) and ffn in (None, e.ffn)]
     return hits[0] if len(hits) == 1 else None
+
+
+def card_fields(arch: str, dataset: str, num_classes: int, frame_sets: tuple[int, ...] | None) -> dict:
+    """Model-card fields for a checkpoint trained on the catalogue's ``dataset`` (sthv1, sthv2, k400).
+
+    The dataset must fit the checkpoint's class count; the paper's reported results are
+    added when the catalogue has this arch, kind (FFN or not) and frame set.
+
+    >>> card_fields("tsm_r50", "sthv1", 174, (4, 8, 16))["results"]["top1"]
+    {'4': 42.85, '8': 48.2, '16': 50.79}
+    """
+    if dataset not in _DATASETS:
+        raise ArgumentError(f"unknown dataset {dataset!r}; the catalogue's datasets are {', '.join(_DATASETS)}")
+    name, classes = _DATASETS[dataset]
+    if num_classes != classes:
+        raise ArgumentError(f"dataset {dataset} ({name}) has {classes} classes, but the checkpoint has {num_classes}: "
+                            f"it was not trained on {name}")
+    fields: dict = {"dataset": name}
+    entry = find_entry(arch, dataset, ffn=frame_sets is not None)
+    if entry is not None and (frame_sets is None or tuple(frame_sets) == entry.frame_sets):
+        fields["source"] = entry.source
+        fields["results"] = {"top1": {str(t): a for t, a in zip(entry.frame_sets, entry.top1)}, "reported": True,
+                             "note": "Top-1 as reported in the FFN paper (CVPR 2023), not re-measured."}
+    return fields
 
 
 def catalogue_table() -> str:

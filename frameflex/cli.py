@@ -95,25 +95,32 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", help="an official FFN / TSM / TEA / SlowFast / UniFormer checkpoint")
     p.add_argument("--arch", default=None, help="zoo model name (default: recognised from the keys)")
     p.add_argument("-o", "--output", required=True, help="folder to write config.json, model.safetensors, README.md")
-    p.add_argument("--dataset", default=None, help="sthv1, sthv2 or k400: adds the paper's numbers to the card")
-    p.add_argument("--class-names", default=None, help="a text file with one class name per line")
+    p.add_argument("--dataset", default=None,
+                   help="sthv1, sthv2 or k400 (must fit the file's class count): adds the paper's numbers to the card")
+    p.add_argument("--class-names", default=None, help="a UTF-8 text file with one class name per line")
+    p.add_argument("--license", default=None, help="the weights' license for the card (default: unknown)")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from frameflex.catalogue import find_entry
+    from frameflex._files import read_text
+    from frameflex.catalogue import card_fields
     from frameflex.checkpoints import import_checkpoint
+    from frameflex.errors import UsageError
     from frameflex.hub import save_pretrained
 
     sd = import_checkpoint(args.file, arch=args.arch)
-    card = {"source": args.file}
-    entry = find_entry(sd.arch, args.dataset, ffn=sd.frame_sets is not None) if args.dataset else None
-    if entry is not None:
-        card = {"source": entry.source, "dataset": entry.dataset_name, "results": {
-            "top1": {str(t): a for t, a in zip(entry.frame_sets, entry.top1)},
-            "note": "Top-1 as reported in the FFN paper (CVPR 2023), not re-measured."}}
+    card = {"source": args.file, "license": args.license}
+    if args.dataset is not None:
+        try:
+            card.update(card_fields(sd.arch, args.dataset, sd.num_classes, sd.frame_sets))
+        except ValueError as e:
+            raise UsageError(f"--dataset {args.dataset}: {e}") from None
     if args.class_names:
-        with open(args.class_names) as f:
-            card["class_names"] = [line.strip() for line in f if line.strip()]
+        names = [line.strip() for line in read_text(args.class_names, "class names file").splitlines() if line.strip()]
+        if len(names) != sd.num_classes:
+            raise UsageError(f"--class-names {args.class_names} has {len(names)} names, the checkpoint has "
+                             f"{sd.num_classes} classes")
+        card["class_names"] = names
     folder = save_pretrained(sd.create_model(), args.output, **card)
     kind = f"FFN, frame_sets {list(sd.frame_sets)}" if sd.frame_sets else "plain"
     print(f"{args.file}: {sd.arch} ({kind}, {sd.num_classes} classes) -> {folder}")
@@ -195,12 +202,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         >>> main(["demo", "--quick", "--no-progress"])  # doctest: +SKIP
         0
     """
+    from frameflex.errors import FrameflexError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except FrameflexError as e:
+        return _fail(args.command, e)
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as e:
+        if args.command not in _ONE_LINE_COMMANDS:  # eval and train report their own errors
+            raise
+        return _fail(args.command, e)
+
+
+# Thin wrappers over the library: any error is the input's (a file, a name, the network), never a traceback.
+_ONE_LINE_COMMANDS = ("models", "flops", "import", "push")
+
+
+def _fail(command: str, error: BaseException) -> int:
+    text = " ".join(line.strip() for line in str(error).strip().splitlines() if line.strip())
+    print(f"frameflex {command}: error: {text or type(error).__name__}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
