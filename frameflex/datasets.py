@@ -1,10 +1,12 @@
-"""Real video datasets stored as JPEG frames, in TSM's list format, plus the standard transforms.
+"""Real video datasets (video files or JPEG frames, in the common list formats) and the standard transforms.
 
-One reader serves both evaluation and training: :class:`VideoList` reads the
-list files of the TSM / TSN / FFN code bases (``frames_dir num_frames label``
-per line), samples one clip per frame count with :mod:`frameflex.data`'s
-segment sampling, decodes only the frames those clips need, and applies ONE
-spatial transform to all of them (FFN's clips of one video share their crop).
+One reader serves both evaluation and training: :func:`video_dataset` recognises
+the list format and returns :class:`VideoFiles` (mmaction2 video lists, Kinetics
+CSVs, Something-Something V2 JSON; decoded by :mod:`frameflex.video`) or
+:class:`VideoList` (TSM / TSN / FFN frame lists, ``frames_dir num_frames label``).
+Both sample one clip per frame count with :mod:`frameflex.data`'s segment
+sampling, decode only the frames those clips need, and apply ONE spatial
+transform to all of them (FFN's clips of one video share their crop).
 
 :func:`eval_transform` and :func:`train_transform` are TSM's test and training
 pipelines (resize 256 + centre crop 224; multi-scale corner crop + flip)
