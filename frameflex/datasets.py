@@ -18,6 +18,7 @@ frame stack draws one set of random parameters for every frame.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +32,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from . import _checks
+from ._files import read_json, read_text
 from .data import MultiFrameClips, Sampler, SkippedVideo, as_frames
 from .errors import ArgumentError, DataError, NotFoundError
 from .models._registry import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, get_spec
@@ -66,30 +68,26 @@ def _parse_list(list_file: Path, root: Path) -> list[VideoRecord]:
         what = "is a directory, not a file" if list_file.is_dir() else "not found"
         raise FileNotFoundError(f"video list file {what}: {list_file}")
     records = []
-    with open(list_file, encoding="utf-8") as f:
-        for n, raw in enumerate(f, start=1):
-            line = raw.strip()
-            if not line:
-                continue  # blank lines (e.g. a trailing newline) are harmless
-            where = f"{list_file}, line {n}"
-            fields = line.split()
-            if len(fields) != 3:
-                raise ValueError(f"{where}: expected 3 fields 'frames_dir num_frames label', "
-                                 f"got {len(fields)}: {line!r}")
-            directory, frames, label = fields
-            try:
-                num_frames = int(frames)
-            except ValueError:
-                raise ValueError(f"{where}: num_frames must be an int, got {frames!r} in {line!r}") from None
-            try:
-                label_ = int(label)
-            except ValueError:
-                raise ValueError(f"{where}: label must be an int, got {label!r} in {line!r}") from None
-            if num_frames <= 0:
-                raise ValueError(f"{where}: num_frames must be positive, got {num_frames} in {line!r}")
-            if label_ < 0:
-                raise ValueError(f"{where}: label must be >= 0, got {label_} in {line!r}")
-            records.append(VideoRecord(root / directory, num_frames, label_, n))
+    for n, line in _lines(list_file):
+        where = f"{list_file}, line {n}"
+        fields = line.split()
+        if len(fields) != 3:
+            raise ValueError(f"{where}: expected 3 fields 'frames_dir num_frames label', "
+                             f"got {len(fields)}: {line!r}")
+        directory, frames, label = fields
+        try:
+            num_frames = int(frames)
+        except ValueError:
+            raise ValueError(f"{where}: num_frames must be an int, got {frames!r} in {line!r}") from None
+        try:
+            label_ = int(label)
+        except ValueError:
+            raise ValueError(f"{where}: label must be an int, got {label!r} in {line!r}") from None
+        if num_frames <= 0:
+            raise ValueError(f"{where}: num_frames must be positive, got {num_frames} in {line!r}")
+        if label_ < 0:
+            raise ValueError(f"{where}: label must be >= 0, got {label_} in {line!r}")
+        records.append(VideoRecord(root / directory, num_frames, label_, n))
     if not records:
         raise ValueError(f"video list file has no videos: {list_file}")
     return records
@@ -276,6 +274,12 @@ LIST_FORMATS = {
 _KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 
 
+def _lines(list_file: Path) -> list[tuple[int, str]]:
+    """(line number, stripped line) of a UTF-8 list file's non-blank lines; a byte-order mark is dropped."""
+    return [(n, line.strip()) for n, line in enumerate(read_text(list_file, "video list file").splitlines(), 1)
+            if line.strip()]
+
+
 def _check_list_file(list_file: Path) -> None:
     if not list_file.is_file():
         what = "is a directory, not a file" if list_file.is_dir() else "not found"
@@ -291,8 +295,7 @@ def list_format(list_file: PathLike) -> str:
     """
     path = Path(list_file)
     _check_list_file(path)
-    with open(path, encoding="utf-8") as f:
-        head = f.read(4096)
+    head = read_text(path, "video list file")[:4096]
     first = next((line.strip() for line in head.splitlines() if line.strip()), "")
     if head.lstrip().startswith("["):
         return "ssv2"
@@ -311,26 +314,21 @@ def list_format(list_file: PathLike) -> str:
 
 def _read_video_lines(list_file: Path, root: Path) -> list[VideoRecord]:
     records = []
-    with open(list_file, encoding="utf-8") as f:
-        for n, raw in enumerate(f, start=1):
-            line = raw.strip()
-            if not line:
-                continue
-            fields = line.rsplit(maxsplit=1)
-            where = f"{list_file}, line {n}"
-            if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-                raise DataError(f"{where}: expected 'path label' (a video file and an int label), got {line!r}")
-            label = int(fields[1])
-            if label < 0:
-                raise DataError(f"{where}: label must be >= 0, got {label} in {line!r}")
-            records.append(VideoRecord(root / fields[0], None, label, n))
+    for n, line in _lines(list_file):
+        fields = line.rsplit(maxsplit=1)
+        where = f"{list_file}, line {n}"
+        if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+            raise DataError(f"{where}: expected 'path label' (a video file and an int label), got {line!r}")
+        label = int(fields[1])
+        if label < 0:
+            raise DataError(f"{where}: label must be >= 0, got {label} in {line!r}")
+        records.append(VideoRecord(root / fields[0], None, label, n))
     return records
 
 
 def _read_kinetics(list_file: Path, root: Path, classes: Sequence[str] | None
                    ) -> tuple[list[VideoRecord], list[str]]:
-    with open(list_file, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = list(csv.DictReader(io.StringIO(read_text(list_file, "video list file"), newline="")))
     if not rows:
         raise DataError(f"video list file has no videos: {list_file}")
     missing = [c for c in _KINETICS_COLUMNS if c not in rows[0]]
@@ -360,7 +358,7 @@ def _read_kinetics(list_file: Path, root: Path, classes: Sequence[str] | None
 def _read_ssv2(list_file: Path, root: Path, labels_file: Path | None) -> tuple[list[VideoRecord], list[str]]:
     labels_file = labels_file or list_file.parent / "labels.json"
     try:
-        items = json.loads(list_file.read_text(encoding="utf-8"))
+        items = json.loads(read_text(list_file, "video list file"))
     except json.JSONDecodeError as e:
         raise DataError(f"{list_file} is not valid JSON: {e}") from None
     if not isinstance(items, list) or not items or not all(isinstance(x, dict) and "id" in x for x in items):
@@ -370,7 +368,7 @@ def _read_ssv2(list_file: Path, root: Path, labels_file: Path | None) -> tuple[l
     if not labels_file.is_file():
         raise NotFoundError(f"labels file not found: {labels_file} (Something-Something V2's labels.json, "
                             f"template -> id; pass labels_file=... if it is elsewhere)")
-    table = json.loads(labels_file.read_text(encoding="utf-8"))
+    table = read_json(labels_file, "labels file")
     names = [name for name, _ in sorted(table.items(), key=lambda kv: int(kv[1]))]
     records = []
     for n, item in enumerate(items):

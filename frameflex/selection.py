@@ -57,6 +57,9 @@ class _PickFramesFromInput:
             raise ArgumentError(
                 f"time_dim={dim} is out of range for an input of shape {tuple(x.shape)} "
                 f"({x.dim()} dims); expected e.g. (B, C, T, H, W) with time_dim=2")
+        if x.shape[dim] == 0:
+            raise ArgumentError(f"the input has 0 frames along time_dim={dim} (shape {tuple(x.shape)}): "
+                                "a clip needs at least one frame")
         self.state.select(x.shape[dim])
         return None
 

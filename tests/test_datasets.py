@@ -402,3 +402,15 @@ def test_three_crop_takes_left_centre_right_of_the_long_side():
     assert views.shape == (3, 5, 3, 8, 8)
     with pytest.raises(ValueError, match=r"crops must be 1 \(centre\) or 3"):
         eval_transform(8, crops=2)
+
+
+@pytest.mark.parametrize("name,content", [("frames.txt", "video0 12 0\n"), ("videos.txt", "v0.mp4 1\n"),
+                                          ("k.csv", "label,youtube_id,time_start,time_end\nx,abc,1,11\n")])
+def test_list_files_with_a_byte_order_mark_read_and_non_utf8_ones_are_named(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes("\ufeff".encode() + content.encode())  # as Windows editors save UTF-8
+    data = datasets.video_dataset(path, root=tmp_path, backend="pyav")
+    assert len(data) == 1 and data.labels[0] in (0, 1)
+    path.write_bytes(content.replace("v", "\xe9", 1).replace("x,", "\xe9,").encode("latin-1"))
+    with pytest.raises(ff.DataError, match=rf"video list file .*{name} is not UTF-8 text: byte 0xe9 at line \d"):
+        datasets.video_dataset(path, root=tmp_path, backend="pyav")

@@ -443,3 +443,9 @@ def test_adapter_patterns_cannot_hang_convert():
     assert isinstance(converted[0][0], nn.Conv3d) and ff.is_converted(converted)
     with pytest.raises(ValueError, match=r"pattern '\(a\)\\\\1': backreferences are not supported"):
         ff.convert(build("shared_bn3d"), SETS, adapters=[r"(a)\1"])
+
+
+def test_an_input_with_no_frames_is_a_clear_error(shared_net):
+    converted = ff.convert(shared_net, SETS, time_dim=2)
+    with pytest.raises(ff.ArgumentError, match=r"0 frames along time_dim=2 \(shape \(1, 3, 0, 16, 16\)\)"):
+        converted(torch.zeros(1, 3, 0, 16, 16))
