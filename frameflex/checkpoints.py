@@ -64,7 +64,8 @@ class ImportedCheckpoint(dict):
         """
         n = self.num_classes if num_classes is None else num_classes
         model = create_model(self.arch, num_classes=n, frame_sets=self.frame_sets, **kwargs)
-        result = load_state_dict(model, self, strict=not self.missing_keys, ignore_mismatched_sizes=n != self.num_classes)
+        result = load_state_dict(model, self, strict=not self.missing_keys,
+                                 ignore_mismatched_sizes=n != self.num_classes)
         warn_reinitialised(result, f"the {self.arch} checkpoint ({self.num_classes} classes)")
         return model.eval()
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -169,8 +169,6 @@ def _config(model: nn.Module, builder: str | None, builder_kwargs: Mapping | Non
     if config.get("class_names") is not None and num_classes is not None and len(config["class_names"]) != num_classes:
         raise ArgumentError(f"class_names has {len(config['class_names'])} names, the model has {num_classes} classes")
     try:
-        import json
-
         json.dumps(config)
     except TypeError as e:
         raise ArgumentTypeError(f"config of {config['architecture']} is not JSON-serialisable: {e}") from None
@@ -282,8 +280,8 @@ def model_card(config: Mapping[str, Any], repo_id: str | None = None):
             f'model = ff.from_pretrained("{where}", trust_remote_code=True)  # runs {config["base"]["builder"]}'
             if config["base"]["type"] == "builder" else
             f'model = ff.from_pretrained("{where}", model=my_model)  # my_model: a {arch}, built as before')
-    lines += ["", "## Use", "", "```python", "import frameflex as ff", "", load, f"logits = model(clip)  # clip: {shape}",
-              "```", ""]
+    lines += ["", "## Use", "", "```python", "import frameflex as ff", "", load,
+              f"logits = model(clip)  # clip: {shape}", "```", ""]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n" + "\n".join(lines))
 
 
@@ -308,8 +306,6 @@ def _is_ours(path: Path) -> bool:
 
 
 def _write_folder(folder: Path, model: nn.Module | None, config: Mapping, card_text: str, overwrite: bool) -> None:
-    import json
-
     from safetensors.torch import save_model
 
     names = [CONFIG_NAME, CARD_NAME] + ([WEIGHTS_NAME] if model is not None else [])
@@ -424,7 +420,8 @@ def from_pretrained(repo_id_or_path: str | os.PathLike, *, model: nn.Module | No
     fetch = lambda name: _fetch(where, name, revision, cache_dir, token, local_files_only)  # noqa: E731
     if filename is not None:
         if model is not None:
-            raise ArgumentTypeError("model and filename cannot be combined: filename imports an original zoo checkpoint")
+            raise ArgumentTypeError("model and filename cannot be combined: filename imports an original zoo "
+                                    "checkpoint")
         sd = import_checkpoint(fetch(filename), arch=arch, strict=strict)
         loaded = sd.create_model(num_classes=num_classes)
         loaded.frameflex_config["source"] = f"{where}/{filename}"

@@ -439,3 +439,13 @@ def test_a_bad_weights_file_is_named(tmp_path, kind):
     with pytest.raises(err, match=msg) as e:
         ff.from_pretrained(folder)
     assert "model.safetensors" in str(e.value)
+
+
+def test_a_folder_written_before_the_base_record_still_loads(tmp_path):
+    """Older config.json: the zoo arch at the top and adapters as the word "preset" (the zoo's own patterns)."""
+    model = _trained()
+    folder = ff.save_pretrained(model, tmp_path / "old")
+    config = json.loads((folder / "config.json").read_text())
+    del config["base"]
+    (folder / "config.json").write_text(json.dumps({**config, "adapters": "preset", "model_kwargs": {}}))
+    _same_logits(ff.from_pretrained(folder), model)
