@@ -449,3 +449,17 @@ def test_a_folder_written_before_the_base_record_still_loads(tmp_path):
     del config["base"]
     (folder / "config.json").write_text(json.dumps({**config, "adapters": "preset", "model_kwargs": {}}))
     _same_logits(ff.from_pretrained(folder), model)
+
+
+def test_create_model_with_new_classes_and_a_plain_checkpoint_of_another_class_count():
+    """The quickstart's case: a plain checkpoint with another head, fanned out to every branch of a new model."""
+    torch.manual_seed(0)
+    plain = ff.create_model("tsm_tiny", num_classes=5)
+    model = ff.create_model("tsm_tiny", num_classes=7, frame_sets=SETS)
+    head = model.fc.weight.detach().clone()
+    result = ff.load_state_dict(model, plain.state_dict(), ignore_mismatched_sizes=True)
+    assert [k for k, _, _ in result.mismatched_keys] == ["fc.weight", "fc.bias"]
+    assert torch.equal(model.fc.weight, head)  # the new head keeps its initialisation
+    for key, origin in ff.checkpoints.key_origins(model).items():
+        if not origin.adapter and not origin.plain.startswith("fc."):
+            assert torch.equal(model.state_dict()[key], plain.state_dict()[origin.plain]), key
