@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without install
 
 import frameflex as ff  # noqa: E402
 from _timing import markdown_table  # noqa: E402
+from frameflex.evaluate import evaluate  # noqa: E402
 from reproduce import (  # noqa: E402
     TEST_SEED, ReproConfig, add_config_args, compare, config_from_args, machine, mean_std, test_loader,
     train_model, write_json,
@@ -63,7 +64,7 @@ def sweep(cfg: ReproConfig, model: torch.nn.Module, gmacs: dict[int, float], thr
     """Fixed-T top-1 and, per cascade order and threshold, top-1, mean GMACs per clip and where clips stopped."""
     frames = list(cfg.train_frames)
     keys = [(o, th) for o in orders for th in thresholds]
-    fixed = dict.fromkeys(frames, 0)
+    fixed = evaluate(model, test_loader(cfg, frames), frames, progress=False)["top1"]
     hits = dict.fromkeys(keys, 0)
     cost = dict.fromkeys(keys, 0.0)
     stopped = {(o, th): dict.fromkeys(o, 0) for o, th in keys}
@@ -71,8 +72,6 @@ def sweep(cfg: ReproConfig, model: torch.nn.Module, gmacs: dict[int, float], thr
     model.eval()
     for clips, y in test_loader(cfg, frames):
         total += len(y)
-        for t in frames:
-            fixed[t] += (model(clips[t]).argmax(1) == y).sum().item()
         for o, th in keys:
             logits, ran = ff.cascade(model, clips, threshold=th, frame_sets=o)
             hits[o, th] += (logits.argmax(1) == y).sum().item()
@@ -81,7 +80,7 @@ def sweep(cfg: ReproConfig, model: torch.nn.Module, gmacs: dict[int, float], thr
                 stopped[o, th][t] += n
                 cost[o, th] += n * sum(gmacs[s] for s in o if s <= t)  # every count it tried
     return {
-        "fixed": {t: 100.0 * fixed[t] / total for t in frames},
+        "fixed": fixed,
         "cascade": {k: {"top1": 100.0 * hits[k] / total, "gmacs": cost[k] / total,
                         "stopped": {t: 100.0 * stopped[k][t] / total for t in k[0]}} for k in keys},
     }

@@ -61,7 +61,8 @@ sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without install
 import frameflex as ff  # noqa: E402
 from _timing import markdown_table  # noqa: E402
 from frameflex.data import SyntheticMotion, collate_clips  # noqa: E402
-from frameflex.demo import DemoConfig, _evaluate, _loader, _train  # noqa: E402  (private: see report)
+from frameflex.demo import DemoConfig, fit, loader  # noqa: E402
+from frameflex.evaluate import evaluate  # noqa: E402
 from frameflex.layers import nearest_frames  # noqa: E402
 from frameflex.models.tsm import TSM_ADAPTERS, tsm_tiny  # noqa: E402
 
@@ -145,21 +146,20 @@ def train_model(cfg: ReproConfig, seed: int, frames: tuple[int, ...], ffn: bool)
     # clips cut from them differ with the frame counts.
     data = SyntheticMotion(cfg.steps * cfg.batch_size, frame_sets=frames, train=True, seed=seed, **cfg.data_kw())
     name = "FFN" if ffn else f"{frames[0]}f"
-    seconds = _train(model, _loader(data, dcfg, train=True), dcfg, torch.device("cpu"), multi=ffn,
-                     desc=f"seed {seed} train {name}")
+    seconds = fit(model, loader(data, dcfg, train=True), dcfg, torch.device("cpu"), desc=f"seed {seed} train {name}")
     return model, seconds
 
 
 def test_loader(cfg: ReproConfig, frames) -> torch.utils.data.DataLoader:
     """Held-out clips (centre sampling) at ``frames``; rendered on the fly, so nothing big stays in memory."""
     data = SyntheticMotion(cfg.test_videos, frame_sets=tuple(frames), train=False, seed=TEST_SEED, **cfg.data_kw())
-    return _loader(data, cfg.demo(TEST_SEED, cfg.train_frames), train=False)
+    return loader(data, cfg.demo(TEST_SEED, cfg.train_frames), train=False)
 
 
 def accuracy(cfg: ReproConfig, model: torch.nn.Module, frames) -> dict[int, float]:
     """Top-1 in percent at each of ``frames`` (a converted model takes its nearest branch)."""
     frames = sorted(frames)
-    return {t: 100.0 * a for t, a in _evaluate(model, test_loader(cfg, frames), frames, torch.device("cpu")).items()}
+    return evaluate(model, test_loader(cfg, frames), frames, progress=False)["top1"]
 
 
 def calibrated_accuracy(cfg: ReproConfig, model: torch.nn.Module, seed: int, frames: int) -> float:

@@ -1,6 +1,6 @@
 """Train a frame-flexible (FFN) video model: on the CPU, one GPU, or many GPUs through torchrun.
 
-A thin launcher for :mod:`frameflex.train` (the same as ``frameflex train``), so that
+A thin launcher for :mod:`frameflex.training` (the same as ``frameflex train``), so that
 ``torchrun`` has a script to start. Something-Something V1, TSM-FFN, 8 GPUs:
 
     torchrun --nproc_per_node 8 examples/train.py --model tsm_r50 --pretrained --frame-sets 4 8 16 \\
@@ -14,7 +14,7 @@ A smoke test on the CPU with the built-in synthetic motion videos:
 """
 import sys
 
-from frameflex.train import main
+from frameflex.training.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(prog="examples/train.py"))

@@ -1,8 +1,9 @@
-"""FFN training of someone else's model, start to finish, in your own loop.
+"""FFN training of someone else's model, start to finish.
 
 Takes torchvision's R3D-18, makes it frame-flexible, trains it on the built-in
-synthetic motion dataset with multi-frame steps, evaluates every frame count,
-calibrates an untrained count and exports a plain model for deployment.
+synthetic motion dataset with multi-frame steps (frameflex's training loop),
+evaluates every frame count, calibrates an untrained count and exports a plain
+model for deployment.
 
     python examples/train_any_model.py --steps 60
 """
@@ -15,18 +16,8 @@ import torchvision
 from torch.utils.data import DataLoader
 
 import frameflex as ff
-
-
-def evaluate(model, frames: int, seed: int, n: int = 64, size: int = 32) -> float:
-    """Top-1 on a held-out synthetic split at one frame count."""
-    data = ff.SyntheticMotion(n, num_classes=4, size=size, frame_sets=(frames,), train=False, seed=seed)
-    loader = DataLoader(data, batch_size=16, collate_fn=ff.collate_clips)
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for clips, y in loader:
-            correct += (model(clips[frames]).argmax(-1) == y).sum().item()
-    return correct / n
+from frameflex.evaluate import evaluate
+from frameflex.training import MultiClipModel, train_one_epoch
 
 
 def main(argv=None) -> dict:
@@ -45,40 +36,34 @@ def main(argv=None) -> dict:
     model = ff.convert(model, frame_sets, adapters="auto", time_dim=2)
 
     # 2. one clip per frame count per video, one shared augmentation
-    train = ff.SyntheticMotion(args.steps * args.batch, num_classes=4, size=args.size,
-                               frame_sets=frame_sets, train=True, seed=args.seed)
+    data = dict(num_classes=4, size=args.size)
+    train = ff.SyntheticMotion(args.steps * args.batch, **data, frame_sets=frame_sets, train=True, seed=args.seed)
     loader = DataLoader(train, batch_size=args.batch, shuffle=True, collate_fn=ff.collate_clips)
 
     # 3. the FFN step: every frame count through its own branch, CE + distillation
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    loss_fn = ff.FFNLoss()
-    model.train()
-    for step, (clips, y) in enumerate(loader):
-        loss = loss_fn(ff.forward_multi(model, clips), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % 20 == 0:
-            print(f"step {step:4d}  " + "  ".join(f"{k} {v:.3f}" for k, v in loss_fn.parts.items()))
+    sums = train_one_epoch(MultiClipModel(model), ff.FFNLoss(), opt, None, loader, "cpu")
+    print("mean loss " + "  ".join(f"{k} {v / sums['n']:.3f}" for k, v in sums.items() if k != "n"))
 
-    # 4. every trained count, and an untrained one through the nearest branch
-    n = args.eval_videos
-    results = {t: evaluate(model, t, seed=args.seed + 1, n=n, size=args.size) for t in (*frame_sets, 12)}
+    # 4. every trained count, and an untrained one through the nearest branch (held-out videos)
+    test = ff.SyntheticMotion(args.eval_videos, **data, frame_sets=(*frame_sets, 12), train=False, seed=args.seed + 1)
+    test_loader = DataLoader(test, batch_size=16, collate_fn=ff.collate_clips)
+    results = evaluate(model, test_loader, (*frame_sets, 12), progress=False)["top1"]
 
     # 5. a branch of its own for 12 frames: BatchNorm statistics from a few batches
-    calib = ff.SyntheticMotion(n, num_classes=4, size=args.size, frame_sets=(12,), train=True, seed=args.seed + 2)
+    calib = ff.SyntheticMotion(args.eval_videos, **data, frame_sets=(12,), train=True, seed=args.seed + 2)
     ff.calibrate(model, DataLoader(calib, batch_size=16, collate_fn=ff.collate_clips), frames=12)
-    results["12 calibrated"] = evaluate(model, 12, seed=args.seed + 1, n=n, size=args.size)
+    results["12 calibrated"] = evaluate(model, test_loader, (12,), progress=False)["top1"][12]
     for name, acc in results.items():
-        print(f"top-1 at {name} frames: {100 * acc:.1f}%")
+        print(f"top-1 at {name} frames: {acc:.1f}%")
 
     # 6. deploy one frame count as a plain model
-    plain = ff.specialize(model, 8)
+    plain = ff.specialize(model.eval(), 8)
     x = torch.randn(1, 3, 8, args.size, args.size)
-    torch.testing.assert_close(plain(x), model.eval()(x), atol=1e-5, rtol=0)
+    torch.testing.assert_close(plain(x), model(x), atol=1e-5, rtol=0)
     torch.export.export(plain, (x,))
     print("specialised 8-frame model exported with torch.export")
-    return results
+    return {"model": model, "top1": results, "loss": {k: v / sums["n"] for k, v in sums.items() if k != "n"}}
 
 
 if __name__ == "__main__":

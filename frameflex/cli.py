@@ -158,15 +158,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from frameflex.train import add_arguments
+    from frameflex.training.cli import add_arguments
 
     add_arguments(sub.add_parser("train", help="train an FFN model with the official recipes (torchrun-ready)"))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from frameflex.train import run
+    from frameflex.training.cli import run_args
 
-    return run(args)
+    return run_args(args)
 
 
 # --------------------------------------------------------------------------- wiring

@@ -19,22 +19,21 @@ paper's "temporal frequency deviation"); the FFN model holds up.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import _checks
 from .data import SyntheticMotion, collate_clips
+from .evaluate import evaluate
 from .loss import FFNLoss
 from .models.tsm import TSM_ADAPTERS, tsm_tiny
-from .selection import forward_multi
 from .surgery import convert
+from .training.loop import MultiClipModel, train_one_epoch
 
-__all__ = ["DemoConfig", "run_demo", "format_table"]
+__all__ = ["DemoConfig", "run_demo", "format_table", "loader", "fit"]
 
 
 @dataclass
@@ -83,7 +82,8 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _loader(dataset: SyntheticMotion, cfg: DemoConfig, train: bool) -> torch.utils.data.DataLoader:
+def loader(dataset: SyntheticMotion, cfg: DemoConfig, train: bool) -> torch.utils.data.DataLoader:
+    """The demo's batches of ``dataset``: shuffled training batches, or test batches of 128 in order."""
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=cfg.batch_size if train else 128,
@@ -95,52 +95,25 @@ def _loader(dataset: SyntheticMotion, cfg: DemoConfig, train: bool) -> torch.uti
     )
 
 
-def _train(model: nn.Module, loader: torch.utils.data.DataLoader, cfg: DemoConfig, device: torch.device,
-           multi: bool, desc: str) -> float:
-    """Train for ``cfg.steps`` optimizer steps (AdamW, one-cycle); returns the seconds it took."""
+def fit(model: nn.Module, batches: torch.utils.data.DataLoader, cfg: DemoConfig, device: torch.device,
+        desc: str = "train") -> float:
+    """Train ``model`` on one pass of ``batches`` (AdamW, one-cycle over ``cfg.steps``); returns the seconds.
+
+    Every step goes through :func:`frameflex.training.train_one_epoch` with
+    :class:`frameflex.FFNLoss`: all frame counts of a converted model, plain
+    cross-entropy for a plain one.
+
+    Example:
+        >>> cfg = DemoConfig.quick()
+        >>> train_set = SyntheticMotion(8, frame_sets=(16,), train=True, **cfg.data_kw())
+        >>> seconds = fit(tsm_tiny(8, width=8), loader(train_set, cfg, train=True), cfg, torch.device("cpu"))
+    """
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
-    loss_fn = FFNLoss()
-    high = max(cfg.train_frames)
-    model.train()
     start = time.perf_counter()
-    with tqdm(total=cfg.steps, desc=desc, disable=not cfg.progress, leave=False) as bar:
-        step = 0
-        while step < cfg.steps:
-            for clips, y in loader:
-                clips = {t: c.to(device) for t, c in clips.items()}
-                y = y.to(device)
-                if multi:  # every frame count through its own branch, one loss
-                    loss = loss_fn(forward_multi(model, clips), y)
-                else:
-                    loss = F.cross_entropy(model(clips[high]), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                step += 1
-                bar.update(1)
-                if step % 10 == 0:
-                    bar.set_postfix(loss=f"{loss.item():.3f}")
-                if step == cfg.steps:
-                    break
+    train_one_epoch(MultiClipModel(model), FFNLoss(), opt, sched, batches, device, progress=cfg.progress,
+                    desc=desc)
     return time.perf_counter() - start
-
-
-@torch.no_grad()
-def _evaluate(model: nn.Module, batches: Sequence[tuple[dict, torch.Tensor]], frames: Sequence[int],
-              device: torch.device) -> dict[int, float]:
-    """Top-1 accuracy (a fraction) at each frame count, on centre-sampled clips."""
-    model.eval()
-    correct = dict.fromkeys(frames, 0)
-    total = 0
-    for clips, y in batches:
-        y = y.to(device)
-        total += len(y)
-        for t in frames:
-            # A converted model picks its branch from the clip (time_dim=2): nearest trained count.
-            correct[t] += (model(clips[t].to(device)).argmax(dim=1) == y).sum().item()
-    return {t: correct[t] / total for t in frames}
 
 
 def run_demo(cfg: DemoConfig | None = None, log: Callable[[str], None] = print) -> dict[str, dict[int, float]]:
@@ -164,7 +137,7 @@ def run_demo(cfg: DemoConfig | None = None, log: Callable[[str], None] = print) 
     # Held-out split: other videos (another seed), centre sampling, every evaluated frame count.
     test = SyntheticMotion(cfg.test_videos, frame_sets=cfg.eval_frames, train=False,
                            seed=cfg.seed + 1_000_000, **data_kw)
-    test_batches = list(_loader(test, cfg, train=False))
+    test_batches = list(loader(test, cfg, train=False))
 
     results: dict[str, dict[int, float]] = {}
     seconds: dict[str, float] = {}
@@ -176,9 +149,9 @@ def run_demo(cfg: DemoConfig | None = None, log: Callable[[str], None] = print) 
         model.to(device)
         train = SyntheticMotion(cfg.steps * cfg.batch_size, frame_sets=frame_sets, train=True, seed=cfg.seed,
                                 **data_kw)
-        seconds[name] = _train(model, _loader(train, cfg, train=True), cfg, device, multi=name == "FFN",
-                               desc=f"train {name}")
-        results[name] = _evaluate(model, test_batches, cfg.eval_frames, device)
+        seconds[name] = fit(model, loader(train, cfg, train=True), cfg, device, desc=f"train {name}")
+        top1 = evaluate(model, test_batches, cfg.eval_frames, progress=False)["top1"]
+        results[name] = {t: acc / 100 for t, acc in top1.items()}
 
     log(format_table(results, cfg, seconds))
     return results

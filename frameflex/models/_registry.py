@@ -12,6 +12,8 @@ from typing import Callable, Sequence
 
 from torch import nn
 
+from ._recipe import Recipe
+
 __all__ = ["CheckpointRules", "ModelSpec", "register_model", "list_models", "create_model", "get_spec"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -53,6 +55,7 @@ class ModelSpec:
     std: tuple[float, float, float] = IMAGENET_STD
     published_gmacs: dict = field(default_factory=dict)  # {(frames, input_size): GMACs} from the papers
     checkpoint_rules: CheckpointRules | None = None  # how import_checkpoint reads this arch's files
+    recipe: Recipe | None = None  # the official training recipe (frameflex train --recipe)
     description: str = ""
 
 

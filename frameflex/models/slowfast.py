@@ -34,6 +34,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ._recipe import Recipe
 from ._registry import CheckpointRules, register_model
 
 __all__ = [
@@ -308,7 +309,15 @@ def _rules(alpha: int, signature: str | None) -> CheckpointRules:
 #: Fusion convs exist only in SlowFast: PySlowFast / FFN or pytorchvideo names.
 _SIGNATURE = r"^(s1_fuse\.conv_f2s|blocks\.0\.multipathway_fusion\.conv_fast_to_slow)\.weight$"
 
-_COMMON = {"adapters": SLOWFAST_ADAPTERS, "input_size": 224, "mean": SLOWFAST_MEAN, "std": SLOWFAST_STD}
+SLOWFAST_RECIPE = Recipe(
+    "slowfast", "sgd", lr=0.03, batch_size=16, epochs=22, schedule="step", lr_steps=(14, 18), warmup_epochs=0.19,
+    warmup_lr=1e-4, weight_decay=1e-6, nesterov=True, norm_decay=False, dropout=0.5,
+    source="FFN-pytorch 3D_Network/configs/sth/SLOWFAST_16x8_R50_FFN.yaml (STEPS [0,14,18], LRS 1/0.1/0.01) "
+           "with PySlowFast defaults (nesterov, BN weight decay 0)",
+)
+
+_COMMON = {"adapters": SLOWFAST_ADAPTERS, "input_size": 224, "mean": SLOWFAST_MEAN, "std": SLOWFAST_STD,
+           "recipe": SLOWFAST_RECIPE}
 
 
 @register_model("slowfast_r50", frame_sets=(16, 32, 64), **_COMMON,

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from timm.models.res2net import Bottle2neck
 from timm.models.resnet import ResNet
 
+from ._recipe import Recipe
 from ._registry import IMAGENET_MEAN, IMAGENET_STD, CheckpointRules, register_model
 from ._temporal import PerFrameModel
 
@@ -227,6 +228,14 @@ TEA_CHECKPOINT_RULES = CheckpointRules(
 )
 
 
+#: TSM's recipe with TEA's lr and steps (FFN-pytorch 2D_Network/exp/tea_sthv1_FFN/run.sh).
+TEA_RECIPE = Recipe(
+    "tea", "sgd", lr=0.02, batch_size=32, epochs=50, schedule="step", lr_steps=(30, 40, 45), weight_decay=5e-4,
+    bias_lr_mult=2.0, bias_decay=False, norm_decay=False, head_lr_mult=5.0, head_bias_lr_mult=10.0,
+    clip_grad=20.0, dropout=0.5, source="FFN-pytorch 2D_Network/exp/tea_sthv1_FFN/run.sh; otherwise as tsm",
+)
+
+
 @register_model(
     "tea_r50",
     frame_sets=(4, 8, 16),
@@ -236,6 +245,7 @@ TEA_CHECKPOINT_RULES = CheckpointRules(
     std=IMAGENET_STD,
     published_gmacs={(8, 224): 34.74, (16, 224): 69.49},
     checkpoint_rules=TEA_CHECKPOINT_RULES,
+    recipe=TEA_RECIPE,
 )
 def tea_r50(num_classes: int, dropout: float = 0.5, **kwargs) -> TEA:
     """TEA on Res2Net-50 26w4s (CVPR 2020); FFN's TEA-R50, ImageNet init = timm res2net50_26w_4s.in1k.

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
+from ._recipe import Recipe
 from ._registry import IMAGENET_MEAN, IMAGENET_STD, CheckpointRules, register_model
 from ._temporal import PerFrameModel
 
@@ -34,6 +35,14 @@ __all__ = ["temporal_shift", "TemporalShift", "TSM", "tsm_tiny", "tsm_r50", "TSM
 #: Where FFN puts its adapters in TSM: after the shift, at the input of each
 #: block's conv1 (the conv inside the shift wrapper). A regex for ``ff.convert``.
 TSM_ADAPTERS = r"backbone\.layer\d+\.\d+\.conv1\.net"
+
+TSM_RECIPE = Recipe(
+    "tsm", "sgd", lr=0.01, batch_size=32, epochs=50, schedule="step", lr_steps=(20, 40), weight_decay=5e-4,
+    bias_lr_mult=2.0, bias_decay=False, norm_decay=False, head_lr_mult=5.0, head_bias_lr_mult=10.0,
+    clip_grad=20.0, dropout=0.5,
+    source="FFN-pytorch 2D_Network/exp/tsm_sthv1_FFN/run.sh (--gd 20) and TSM's get_optim_policies "
+           "(bias lr x2 no decay, norms no decay, fc weight lr x5, fc bias lr x10); K400 used wd 1e-4",
+)
 
 
 def temporal_shift(x: Tensor, num_frames: int, fold_div: int = 8) -> Tensor:
@@ -166,6 +175,7 @@ class TSM(PerFrameModel):
     input_size=32,
     mean=IMAGENET_MEAN,
     std=IMAGENET_STD,
+    recipe=TSM_RECIPE,
 )
 def tsm_tiny(num_classes: int, width: int = 16, fold_div: int = 8, dropout: float = 0.0) -> TSM:
     """A tiny TSM for small inputs (~32 px) on CPU: ResNet with one BasicBlock per stage.
@@ -225,6 +235,7 @@ TSM_CHECKPOINT_RULES = CheckpointRules(
     std=IMAGENET_STD,
     published_gmacs={(4, 224): 16.46, (8, 224): 32.92, (16, 224): 65.85},
     checkpoint_rules=TSM_CHECKPOINT_RULES,
+    recipe=TSM_RECIPE,
 )
 def tsm_r50(num_classes: int, dropout: float = 0.5, pretrained: bool = False, **kwargs) -> TSM:
     """TSM on ResNet-50 (ICCV 2019); FFN's TSM-R50, ImageNet init = timm resnet50.tv_in1k.

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import Tensor, nn
 
+from ._recipe import Recipe
 from ._registry import CheckpointRules, register_model
 
 __all__ = ["UniFormer", "CBlock", "SABlock", "PatchEmbed", "UNIFORMER_ADAPTERS", "uniformer_s", "uniformer_b"]
@@ -238,8 +239,16 @@ def _rules(signature: str) -> CheckpointRules:
                            head="head.weight", signature=signature)
 
 
+#: Mixup/cutmix and RandAugment of the official recipe are not part of frameflex train.
+UNIFORMER_RECIPE = Recipe(
+    "uniformer", "adamw", lr=2e-4, batch_size=32, epochs=60, schedule="cosine", warmup_epochs=5.0, warmup_lr=1e-6,
+    min_lr=1e-6, weight_decay=0.05, bias_decay=False, norm_decay=False, label_smoothing=0.1, drop_path=0.2,
+    source="FFN-pytorch Transformer_Network/exp/uniformer_s16_sthv1_prek600_FFN run.sh over config.yaml "
+           "(ZERO_WD_1D_PARAM, cosine after warm-up); mixup/cutmix and RandAugment left out",
+)
+
 _COMMON = dict(frame_sets=(4, 8, 16), adapters=UNIFORMER_ADAPTERS, input_size=224,
-               mean=UNIFORMER_MEAN, std=UNIFORMER_STD)
+               mean=UNIFORMER_MEAN, std=UNIFORMER_STD, recipe=UNIFORMER_RECIPE)
 
 # UniFormer-S keys are a subset of UniFormer-B's (only B has a 5th block in stage 1), so a B file
 # matches both signatures; import_checkpoint then keeps the arch the file fits exactly.

@@ -1,4 +1,4 @@
-"""frameflex train: FFN runs on synthetic and JPEG-frame data, exact resumes, torchrun, --init, clear errors."""
+"""frameflex train (frameflex.training): FFN runs on synthetic and JPEG-frame data, exact resumes, torchrun, --init, clear errors."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,9 @@ import torch
 from safetensors.torch import save_file
 
 import frameflex as ff
-from frameflex import train
+from frameflex import training
+from frameflex.training import checkpoint
+from frameflex.training.cli import main as train_main
 from test_datasets import write_videos
 
 REPO = Path(__file__).parent.parent
@@ -30,7 +32,7 @@ def log_lines(out: Path) -> list[dict]:
 
 def test_ffn_run_trains_every_branch_and_writes_checkpoints_log_and_hub_folder(tmp_path, capsys):
     out = tmp_path / "run"
-    assert train.main(SYNTH + ["--epochs", "1", "--out", str(out)]) == 0
+    assert train_main(SYNTH + ["--epochs", "1", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     assert "recipe tsm: sgd lr 0.000625 (0.01 x 2/32 videos per step)" in stdout  # linear scaling
     assert "| frames | 4 | 8 | 16 |" in stdout and "| top-1 (%) |" in stdout
@@ -62,7 +64,7 @@ def test_ffn_run_trains_every_branch_and_writes_checkpoints_log_and_hub_folder(t
 
 def test_single_frame_count_and_a_custom_model_converted_with_auto_adapters(tmp_path, capsys):
     out = tmp_path / "plain"
-    assert train.main(SYNTH + ["--frames", "8", "--eval-frames", "4", "8", "--epochs", "1", "--out", str(out)]) == 0
+    assert train_main(SYNTH + ["--frames", "8", "--eval-frames", "4", "8", "--epochs", "1", "--out", str(out)]) == 0
     (record,) = log_lines(out)
     assert set(record["train"]) == {"loss", "ce"} and set(record["val"]["top1"]) == {"4", "8"}
     assert not any("branches" in k for k in load(out / "last.pt")["model"])
@@ -81,7 +83,7 @@ def test_single_frame_count_and_a_custom_model_converted_with_auto_adapters(tmp_
     out = tmp_path / "custom"
     args = ["--model", f"{tmp_path / 'mynet.py'}:build", "--frame-sets", "2", "4", "--adapters", "auto",
             "--input-size", "32"] + SYNTH[2:] + ["--epochs", "1", "--out", str(out)]
-    assert train.main(args) == 0
+    assert train_main(args) == 0
     keys = load(out / "last.pt")["model"]
     assert "1.branches.2.running_mean" in keys and "1.branches.4.running_mean" in keys
     assert any(".scales.2" in k for k in keys)  # the auto adapter on Block.conv
@@ -92,25 +94,25 @@ def test_single_frame_count_and_a_custom_model_converted_with_auto_adapters(tmp_
 def test_resume_mid_epoch_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, monkeypatch):
     """8 steps straight == 3 steps, a crash right after the step-3 checkpoint, --resume auto, 5 steps."""
     args = SYNTH + ["--epochs", "2"]
-    assert train.main(args + ["--out", str(tmp_path / "straight")]) == 0
+    assert train_main(args + ["--out", str(tmp_path / "straight")]) == 0
 
     class Crash(Exception):
         pass
 
-    save = train._atomic_save
+    save = checkpoint.atomic_save
 
     def save_then_crash(obj, path):
         save(obj, path)
         if obj["step"] == 3:
             raise Crash
 
-    monkeypatch.setattr(train, "_atomic_save", save_then_crash)
+    monkeypatch.setattr(checkpoint, "atomic_save", save_then_crash)
     with pytest.raises(Crash):
-        train.main(args + ["--out", str(tmp_path / "resumed"), "--save-every", "3"])
+        train_main(args + ["--out", str(tmp_path / "resumed"), "--save-every", "3"])
     monkeypatch.undo()
     mid = load(tmp_path / "resumed" / "last.pt")
     assert (mid["epoch"], mid["step_in_epoch"], mid["step"]) == (0, 3, 3)
-    assert train.main(args + ["--out", str(tmp_path / "resumed"), "--resume", "auto"]) == 0
+    assert train_main(args + ["--out", str(tmp_path / "resumed"), "--resume", "auto"]) == 0
 
     a, b = load(tmp_path / "straight" / "last.pt"), load(tmp_path / "resumed" / "last.pt")
     assert a["step"] == b["step"] == 8
@@ -123,12 +125,12 @@ def test_resume_mid_epoch_gives_the_same_weights_as_an_uninterrupted_run(tmp_pat
 
 def test_resume_refuses_another_model_setup_and_a_fresh_run_refuses_an_old_out(tmp_path, capsys):
     out = tmp_path / "run"
-    assert train.main(SYNTH + ["--epochs", "1", "--out", str(out)]) == 0
+    assert train_main(SYNTH + ["--epochs", "1", "--out", str(out)]) == 0
     capsys.readouterr()
-    assert train.main(SYNTH + ["--epochs", "1", "--out", str(out)]) == 2
+    assert train_main(SYNTH + ["--epochs", "1", "--out", str(out)]) == 2
     assert "already holds a run" in capsys.readouterr().err
-    assert train.main(SYNTH + ["--frame-sets", "4", "8", "--epochs", "2", "--out", str(out), "--resume", "auto"]) == 2
-    assert "train_frames=[4, 8, 16], this run has [4, 8]" in capsys.readouterr().err
+    assert train_main(SYNTH + ["--frame-sets", "4", "8", "--epochs", "2", "--out", str(out), "--resume", "auto"]) == 2
+    assert "train_frames [4, 8, 16] -> [4, 8]" in capsys.readouterr().err
 
 
 def test_init_fans_a_plain_checkpoint_out_to_every_branch(tmp_path):
@@ -146,7 +148,7 @@ def test_init_fans_a_plain_checkpoint_out_to_every_branch(tmp_path):
 
     for path in (tmp_path / "plain.safetensors", tmp_path / "plain.pth"):
         model = ff.create_model("tsm_tiny", num_classes=4, frame_sets=[4, 8, 16])
-        report = train.init_from(model, path, arch="tsm_tiny")
+        report = training.init_from(model, path, arch="tsm_tiny")
         assert report.layout == "frameflex" and report.missing == ["fc.bias"] and report.unexpected == ["extra.weight"]
         own = model.state_dict()
         for t in (4, 8, 16):
@@ -157,7 +159,7 @@ def test_init_fans_a_plain_checkpoint_out_to_every_branch(tmp_path):
 
     five = ff.create_model("tsm_tiny", num_classes=5)  # another dataset's classifier: skipped, reported
     save_file(five.state_dict(), tmp_path / "five.safetensors")
-    report = train.init_from(ff.create_model("tsm_tiny", num_classes=4, frame_sets=[4, 8]),
+    report = training.init_from(ff.create_model("tsm_tiny", num_classes=4, frame_sets=[4, 8]),
                              tmp_path / "five.safetensors", arch="tsm_tiny")
     assert sorted(s.split()[0] for s in report.skipped) == ["fc.bias", "fc.weight"]
     assert sorted(report.missing) == ["fc.bias", "fc.weight"]
@@ -170,7 +172,7 @@ def test_run_on_jpeg_frames_listed_in_tsm_format_with_init(tmp_path, capsys):
     out = tmp_path / "run"
     args = TINY + ["--list", str(videos), "--val-list", str(videos), "--root", str(videos.parent / "frames"),
                    "--frame-sets", "4", "8", "--epochs", "1", "--init", str(init), "--out", str(out)]
-    assert train.main(args) == 0
+    assert train_main(args) == 0
     stdout = capsys.readouterr().out
     assert "tsm_tiny (zoo), 4 classes, FFN at [4, 8] frames; 6 training videos" in stdout
     assert "init: " in stdout and "missing 0; unexpected 0; skipped 0" in stdout
@@ -202,24 +204,24 @@ def test_bad_inputs_exit_2_with_one_line_naming_the_problem(tmp_path, capsys, pr
         args += ["--num-classes", "1"]
     else:
         args[args.index("tsm_tiny")] = "tsm_r51"
-    assert train.main(args) == 2
+    assert train_main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("frameflex train: error: ")
     assert expected.format(data=data) in err
 
 
 def test_recipes_are_the_official_numbers():
-    tsm, tea, slowfast, uniformer = (train.RECIPES[k] for k in ("tsm", "tea", "slowfast", "uniformer"))
+    tsm, tea, slowfast, uniformer = (training.recipes()[k] for k in ("tsm", "tea", "slowfast", "uniformer"))
     assert (tsm.lr, tsm.batch_size, tsm.epochs, tsm.lr_steps, tsm.weight_decay) == (0.01, 32, 50, (20, 40), 5e-4)
     assert (tea.lr, tea.lr_steps) == (0.02, (30, 40, 45))
-    assert [train.lr_factor(tsm, e) for e in (0, 19.9, 20, 40)] == pytest.approx([1, 1, 0.1, 0.01])
-    assert train.lr_factor(slowfast, 0) == pytest.approx(1e-4 / 0.03)  # linear warm-up ...
-    assert train.lr_factor(slowfast, 0.19) == 1 and train.lr_factor(slowfast, 14) == pytest.approx(0.1)
+    assert [training.lr_factor(tsm, e) for e in (0, 19.9, 20, 40)] == pytest.approx([1, 1, 0.1, 0.01])
+    assert training.lr_factor(slowfast, 0) == pytest.approx(1e-4 / 0.03)  # linear warm-up ...
+    assert training.lr_factor(slowfast, 0.19) == 1 and training.lr_factor(slowfast, 14) == pytest.approx(0.1)
     assert uniformer.optimizer == "adamw" and uniformer.drop_path == 0.2 and uniformer.label_smoothing == 0.1
-    assert train.lr_factor(uniformer, 5) == pytest.approx(1)  # cosine after 5 warm-up epochs ...
-    assert train.lr_factor(uniformer, 32.5) == pytest.approx(0.5 * (1 + 1e-6 / 2e-4))
-    assert train.lr_factor(uniformer, 60) == pytest.approx(1e-6 / 2e-4)  # ... down to 1e-6
-    assert [train.default_recipe(m) for m in ("tsm_r50", "tea_r50", "slowfast_r50", "uniformer_s", "x.py:f")] == [
+    assert training.lr_factor(uniformer, 5) == pytest.approx(1)  # cosine after 5 warm-up epochs ...
+    assert training.lr_factor(uniformer, 32.5) == pytest.approx(0.5 * (1 + 1e-6 / 2e-4))
+    assert training.lr_factor(uniformer, 60) == pytest.approx(1e-6 / 2e-4)  # ... down to 1e-6
+    assert [training.default_recipe(m) for m in ("tsm_r50", "tea_r50", "slowfast_r50", "uniformer_s", "x.py:f")] == [
         "tsm", "tea", "slowfast", "uniformer", None]
 
 

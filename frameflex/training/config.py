@@ -1,0 +1,120 @@
+"""TrainConfig: everything one ``frameflex train`` run depends on, checked when it is built."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UsageError
+
+__all__ = ["TrainConfig", "UsageError"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The settings of a training run; ``None`` means "the recipe's / the model's default".
+
+    Frozen and checked in ``__post_init__``: a bad value raises :class:`UsageError`
+    naming the flag; nothing is changed or filled in here (the run derives defaults
+    such as ``amp`` from the device without touching the config).
+
+    Example:
+        >>> cfg = TrainConfig(model="tsm_tiny", synthetic=True, epochs=2, out="runs/demo")
+        >>> dataclasses.replace(cfg, batch_size=0)
+        Traceback (most recent call last):
+        ...
+        frameflex.errors.UsageError: --batch-size must be positive, got 0
+    """
+
+    # model
+    model: str
+    frame_sets: tuple[int, ...] | None = None  # FFN at these counts (zoo default: the paper's L/M/H)
+    frames: int | None = None  # a plain model at one count
+    adapters: tuple[str, ...] | None = None  # ("none",), ("auto",) or names/patterns; None: the zoo preset
+    num_classes: int | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    pretrained: bool = False
+    init: str | None = None
+    sync_bn: bool = False
+    # data
+    list: str | None = None
+    root: str | None = None
+    val_list: str | None = None
+    val_root: str | None = None
+    image_tmpl: str = "{:05d}.jpg"
+    index_base: int = 1
+    flip: bool = False
+    synthetic: bool = False
+    synthetic_videos: int = 64
+    synthetic_val_videos: int = 32
+    input_size: int | None = None
+    eval_frames: tuple[int, ...] | None = None
+    batch_size: int = 8
+    workers: int = 0
+    # recipe overrides
+    recipe: str | None = None
+    epochs: int | None = None
+    lr: float | None = None
+    lr_steps: tuple[int, ...] | None = None
+    warmup_epochs: float | None = None
+    weight_decay: float | None = None
+    dropout: float | None = None
+    drop_path: float | None = None
+    label_smoothing: float | None = None
+    clip_grad: float | None = None  # 0: no clipping
+    kl_weight: float = 1.0
+    # run
+    out: str | None = None
+    resume: str | None = None  # a path, or "auto"
+    save_every: int = 0
+    seed: int = 0
+    amp: str | None = None  # "bf16", "fp16", "none"; None: bf16 on CUDA, none on CPU
+    accum_steps: int = 1
+    device: str = "auto"
+    threads: int | None = None
+    find_unused_parameters: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        def flag(name: str) -> str:
+            return "--" + name.replace("_", "-")
+
+        for name in ("batch_size", "accum_steps", "epochs", "threads", "input_size", "num_classes",
+                     "synthetic_videos", "synthetic_val_videos", "lr", "frames"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UsageError(f"{flag(name)} must be positive, got {value}")
+        for name in ("workers", "save_every", "weight_decay", "warmup_epochs", "dropout", "drop_path",
+                     "label_smoothing", "kl_weight", "clip_grad"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise UsageError(f"{flag(name)} must be >= 0, got {value}")
+        for name in ("frame_sets", "eval_frames", "lr_steps"):
+            values = getattr(self, name)
+            if values is not None and (not values or any(v <= 0 for v in values)):
+                raise UsageError(f"{flag(name)} must be positive, got {list(values)}")
+            if name != "lr_steps" and values is not None and len(set(values)) != len(values):
+                raise UsageError(f"{flag(name)} has duplicates: {list(values)}")
+        if self.frames is not None and self.frame_sets is not None:
+            raise UsageError("give either --frame-sets (FFN) or --frames (one frame count), not both")
+        if self.frames is not None and self.adapters is not None:
+            raise UsageError("--adapters needs --frame-sets: a single-frame-count model has no branches to adapt")
+        if self.amp not in (None, "bf16", "fp16", "none"):
+            raise UsageError(f"--amp must be bf16, fp16 or none, got {self.amp!r}")
+        if self.synthetic and (self.list is not None or self.val_list is not None):
+            raise UsageError("give either --list/--val-list or --synthetic, not both")
+        if self.synthetic and self.flip:
+            raise UsageError("--flip with --synthetic: a flip turns 'left' into 'right', the labels would lie")
+        if not self.synthetic and self.list is None:
+            raise UsageError("no training data: give --list FILE (TSM list format) or --synthetic")
+        if self.frames is None and self.frame_sets is None and ":" in self.model:
+            raise UsageError(f"--model {self.model}: give --frame-sets T T ... (FFN) or --frames T (one frame count)")
+
+    @property
+    def ffn(self) -> bool:
+        """FFN training (several frame counts, FFNLoss) rather than one frame count with cross-entropy."""
+        return self.frames is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings (tuples as lists), as saved in ``args.json`` and every checkpoint."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
