@@ -123,6 +123,80 @@ def test_resume_mid_epoch_gives_the_same_weights_as_an_uninterrupted_run(tmp_pat
     assert untimed[0] == untimed[1]  # losses and accuracies of both epochs, to the last digit
 
 
+def test_a_kill_between_the_files_of_an_epoch_loses_at_most_that_epoch(tmp_path, monkeypatch):
+    """Killed before each file of epoch 1's end (best.pt, log.jsonl, last.pt): nothing is behind last.pt,
+    and --resume auto ends exactly where an uninterrupted run does."""
+    args = SYNTH + ["--epochs", "2", "--save-every", "3"]
+    assert train_main(args + ["--out", str(tmp_path / "straight")]) == 0
+    straight = load(tmp_path / "straight" / "last.pt")
+
+    class Kill(BaseException):
+        pass
+
+    writes = {"atomic_save": checkpoint.atomic_save, "atomic_copy": checkpoint.atomic_copy,
+              "append_log": checkpoint.append_log}
+    for victim in ("best.pt", "log.jsonl", "last.pt"):
+        out = tmp_path / f"killed_before_{victim}"
+
+        def make(name):
+            def write(a, b):
+                path, what = (a, b) if name == "append_log" else (b, a)  # append_log(path, record)
+                if Path(path).name == victim and (name == "atomic_copy" or what["epoch"] == 1):
+                    raise Kill(victim)
+                writes[name](a, b)
+            return write
+
+        with monkeypatch.context() as m:
+            for name in writes:
+                m.setattr(checkpoint, name, make(name))
+            with pytest.raises(Kill):
+                train_main(args + ["--out", str(out)])
+        last = load(out / "last.pt")
+        assert (last["epoch"], last["step_in_epoch"]) == (0, 3)  # the step-3 checkpoint of epoch 1
+        logged = log_lines(out) if (out / "log.jsonl").exists() else []
+        assert len(logged) == {"best.pt": 0, "log.jsonl": 0, "last.pt": 1}[victim]  # never behind last.pt
+        assert (out / "best.pt").exists() == (victim != "best.pt")
+        assert train_main(args + ["--out", str(out), "--resume", "auto"]) == 0
+        resumed = load(out / "last.pt")
+        assert resumed["step"] == straight["step"] == 8
+        for key in straight["model"]:
+            torch.testing.assert_close(resumed["model"][key], straight["model"][key], rtol=0, atol=1e-7)
+        untimed = [[{k: v for k, v in r.items() if k != "seconds"} for r in log_lines(d)]
+                   for d in (tmp_path / "straight", out)]
+        assert untimed[0] == untimed[1]  # one line per epoch, the redone epoch not twice
+        assert load(out / "best.pt")["epoch"] == load(tmp_path / "straight" / "best.pt")["epoch"]
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_holds_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    with checkpoint.run_lock(out):  # the first run, alive
+        assert train_main(SYNTH + ["--epochs", "1", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"{out} is in use by another run (pid {os.getpid()}" in err and err.count("\n") == 1
+        assert not (out / "last.pt").exists()
+    # a lock file left by a killed run (its pid is gone, its OS lock with it) is stale: taken over
+    (out / "train.lock").write_text("999999999\n")
+    assert train_main(SYNTH + ["--epochs", "1", "--out", str(out)]) == 0
+    assert load(out / "last.pt")["epoch"] == 1
+
+
+def test_resume_with_other_hyper_parameters_is_refused_listing_each(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(SYNTH + ["--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    before = (out / "last.pt").read_bytes()
+    resume = SYNTH + ["--out", str(out), "--resume", "auto"]
+    assert train_main(resume + ["--epochs", "2", "--lr", "0.5", "--weight-decay", "0.01"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the run was trained with other settings" in err
+    assert "lr 0.000625 -> 0.5" in err and "recipe.weight_decay 0.0005 -> 0.01" in err
+    assert (out / "last.pt").read_bytes() == before  # nothing trained, nothing written
+    assert train_main(resume + ["--epochs", "2"]) == 0  # more epochs: applied, and said
+    assert "epochs 1 -> 2 (applied)" in capsys.readouterr().out
+    assert [r["epoch"] for r in log_lines(out)] == [1, 2]
+
+
 def test_resume_refuses_another_model_setup_and_a_fresh_run_refuses_an_old_out(tmp_path, capsys):
     out = tmp_path / "run"
     assert train_main(SYNTH + ["--epochs", "1", "--out", str(out)]) == 0

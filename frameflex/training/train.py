@@ -172,8 +172,8 @@ def _run(cfg: TrainConfig, procs: Procs) -> int:
     with checkpoint.run_lock(out) if procs.main else contextlib.nullcontext():
         if resume is not None:
             saved_rng = _load(resume, model, optimizer, scheduler, scaler, state, setup, config, procs, say)
-            if procs.main:
-                checkpoint.trim_log(out / "log.jsonl", state["epoch"])
+        if procs.main:  # lines of epochs last.pt does not hold (a kill after the log, before last.pt): redone
+            checkpoint.trim_log(out / "log.jsonl", state["epoch"])
         r = recipe
         sched = (f"x0.1 at epochs {list(r.lr_steps)}" if r.schedule == "step"
                  else f"cosine to {lr * r.min_lr / r.lr:.3g}")
