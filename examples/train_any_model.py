@@ -60,7 +60,7 @@ def main(argv=None) -> dict:
     # 6. deploy one frame count as a plain model
     plain = ff.specialize(model.eval(), 8)
     x = torch.randn(1, 3, 8, args.size, args.size)
-    torch.testing.assert_close(plain(x), model(x), atol=1e-5, rtol=0)
+    torch.testing.assert_close(plain(x), model(x), atol=1e-5, rtol=1e-5)
     torch.export.export(plain, (x,))
     print("specialised 8-frame model exported with torch.export")
     return {"model": model, "top1": results, "loss": {k: v / sums["n"] for k, v in sums.items() if k != "n"}}
