@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -322,24 +322,57 @@ def prepare(model: nn.Module, frame_sets: tuple[int, ...]) -> list:
     return plan
 
 
-def install(plan: list, state: FrameState) -> None:
-    """Carry out :func:`prepare`'s plan: tables parametrized, owners hooked."""
-    for owner, spec, tubelet, built, tables in plan:
-        made = []
-        for holder, leaf, leading in tables:
-            t = getattr(holder, leaf)
-            fixed = not isinstance(t, nn.Parameter) and leaf not in holder._buffers
-            if fixed:  # a plain tensor attribute (VideoMAE's sinusoid table): a buffer, so .to() moves it
-                delattr(holder, leaf)
-                holder.register_buffer(leaf, t, persistent=False)
-            table = TemporalTable(getattr(holder, leaf), state, built, tubelet, leading)
-            parametrize.register_parametrization(holder, leaf, table, unsafe=True)
-            if leaf in holder._non_persistent_buffers_set or fixed:
-                holder.parametrizations[leaf]._non_persistent_buffers_set.add("original")
-            made.append(table)
-        hook = _TemporalOwner(owner, spec, tubelet, built, made)
-        owner.register_forward_pre_hook(hook, with_kwargs=True)
-        owner.register_forward_hook(hook.after, with_kwargs=True, always_call=True)
+def install(plan: list, state: FrameState) -> Callable[[], None]:
+    """Carry out :func:`prepare`'s plan: tables parametrized, owners hooked. Returns a
+    function that undoes it (all or nothing: a failed conversion leaves the model as it was)."""
+    undo: list[Callable[[], None]] = []
+
+    def undo_all() -> None:
+        for step in reversed(undo):
+            step()
+        undo.clear()
+
+    try:
+        for owner, spec, tubelet, built, tables in plan:
+            made = []
+            for holder, leaf, leading in tables:
+                t = getattr(holder, leaf)
+                fixed = not isinstance(t, nn.Parameter) and leaf not in holder._buffers
+                undo.append(_restorer(holder, leaf, t, fixed))
+                if fixed:  # a plain tensor attribute (VideoMAE's sinusoid table): a buffer, so .to() moves it
+                    delattr(holder, leaf)
+                    holder.register_buffer(leaf, t, persistent=False)
+                table = TemporalTable(getattr(holder, leaf), state, built, tubelet, leading)
+                parametrize.register_parametrization(holder, leaf, table, unsafe=True)
+                if leaf in holder._non_persistent_buffers_set or fixed:
+                    holder.parametrizations[leaf]._non_persistent_buffers_set.add("original")
+                made.append(table)
+            hook = _TemporalOwner(owner, spec, tubelet, built, made)
+            undo.append(owner.register_forward_pre_hook(hook, with_kwargs=True).remove)
+            undo.append(owner.register_forward_hook(hook.after, with_kwargs=True, always_call=True).remove)
+    except BaseException:
+        undo_all()
+        raise
+    return undo_all
+
+
+def _restorer(holder: nn.Module, leaf: str, tensor: torch.Tensor, fixed: bool) -> Callable[[], None]:
+    """The step putting ``holder.leaf`` back as it was before :func:`install`."""
+    order = list(holder._parameters)
+
+    def restore() -> None:
+        if parametrize.is_parametrized(holder, leaf):
+            parametrize.remove_parametrizations(holder, leaf, leave_parametrized=False)
+        if fixed:
+            holder._buffers.pop(leaf, None)
+            holder._non_persistent_buffers_set.discard(leaf)
+            setattr(holder, leaf, tensor)
+        params = dict(holder._parameters)
+        holder._parameters.clear()
+        holder._parameters.update({k: params[k] for k in order if k in params})
+        holder._parameters.update({k: v for k, v in params.items() if k not in order})
+
+    return restore
 
 
 def owner_hooks(model: nn.Module) -> list[tuple[nn.Module, _TemporalOwner]]:

@@ -40,3 +40,15 @@ def test_data_throughput_table_covers_every_source_decoder_and_sampling(capsys):
     assert all(r[k] > 0 for r in rows for k in ("16f", "independent", "nested", "nested_x", "independent_x"))
     out = capsys.readouterr().out
     assert "| 4/8/16 nested /s |" in out and "nested multi-frame sample: at most" in out
+
+
+def test_transformer_benchmark_prints_both_runs_per_family(capsys, tmp_path):
+    import json
+
+    _main("transformer")(["--quick", "--families", "videomae_tiny", "--out", str(tmp_path / "t.json")])
+    out = capsys.readouterr().out
+    assert "| frames | videomae_tiny single-H | videomae_tiny FFN |" in out
+    assert "| 6* |" in out and "| 16 |" in out
+    result = json.loads((tmp_path / "t.json").read_text())
+    assert sorted(result["top1"]) == ["videomae_tiny FFN", "videomae_tiny single-H"]
+    assert sorted(result["top1"]["videomae_tiny FFN"], key=int) == ["4", "6", "8", "12", "16"]

@@ -261,3 +261,30 @@ def test_profile_cascade_and_evaluate_take_a_transformers_model():
         torch.testing.assert_close(out.logits, model(clips[16]).logits)
         labels = model(clips[8]).logits.argmax(1)
     assert evaluate(model, [(clips, labels)], SETS, progress=False)["top1"][8] == 100.0
+
+
+def test_full_size_mvit_v2_s_built_for_16_runs_at_4():
+    import torchvision
+
+    model = ff.convert(torchvision.models.video.mvit_v2_s(weights=None, num_classes=5).eval(), SETS)  # time_dim found
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 4, 224, 224))
+    assert out.shape == (1, 5) and torch.isfinite(out).all()
+    assert model.pos_encoding.temporal_size == 8  # restored to what it was built with
+
+
+@pytest.mark.parametrize("name", ["videomae", "vivit"])
+def test_install_can_be_undone(name):
+    from frameflex import temporal
+
+    model = build(name)
+    x = clip(8, True)
+    with torch.no_grad():
+        ref = model(x).logits
+    keys = list(model.state_dict())
+    undo = temporal.install(temporal.prepare(model, SETS), ff.layers.FrameState(SETS, 1))
+    undo()
+    assert list(model.state_dict()) == keys and not temporal.owner_hooks(model)
+    assert not any(isinstance(m, TemporalTable) for m in model.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).logits, ref)
