@@ -5,7 +5,8 @@ records how to build it again:
 
 - ``base``: how to build the plain model. ``{"type": "zoo", "name": ...}`` (a zoo
   arch), ``{"type": "builder", "builder": "module:function", "kwargs": {...}}``
-  (called only with ``trust_remote_code=True``), or ``{"type": "none", "class": ...}``:
+  (called only with ``trust_remote_code=True``), ``{"type": "transformers", "class": ...,
+  "config": {...}}`` (a transformers model: its class and config), or ``{"type": "none", "class": ...}``:
   pass the model yourself, ``from_pretrained(folder, model=MyNet())``. Each type is
   one entry of :data:`BASES`;
 - the conversion: ``frame_sets`` (calibrated counts included), ``adapters`` (the
@@ -25,12 +26,13 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from huggingface_hub import HfApi, hf_hub_download
 from torch import nn
 
+from . import _transformers
 from ._files import read_json, read_text, write_atomically
 from .errors import (
     ArgumentError, ArgumentTypeError, CheckpointError, ConversionError, NotFoundError, OverwriteError,
@@ -115,7 +117,7 @@ def _build_none(base: Mapping, num_classes: int | None, trust_remote_code: bool)
 
 # base type -> build(record, num_classes or None, trust_remote_code) -> the plain (unconverted) model
 BASES: dict[str, Callable[[Mapping, int | None, bool], nn.Module]] = {
-    "zoo": _build_zoo, "builder": _build_with_function, "none": _build_none}
+    "zoo": _build_zoo, "builder": _build_with_function, "transformers": _transformers.build, "none": _build_none}
 
 
 def _base_record(model: nn.Module, builder: str | None, builder_kwargs: Mapping | None) -> dict:
@@ -125,6 +127,8 @@ def _base_record(model: nn.Module, builder: str | None, builder_kwargs: Mapping 
         return {"type": "builder", "builder": builder, "kwargs": dict(builder_kwargs or {})}
     if builder_kwargs is not None:
         raise ArgumentTypeError("builder_kwargs needs builder='module:function'")
+    if _transformers.is_transformers_model(model):
+        return _transformers.base_record(model)
     recorded = (getattr(model, "frameflex_config", None) or {}).get("base")
     if recorded is not None:
         return dict(recorded)
@@ -157,7 +161,7 @@ def _config(model: nn.Module, builder: str | None, builder_kwargs: Mapping | Non
         raise ArgumentTypeError(f"unknown config fields {sorted(unknown)}; known: {', '.join(_CARD_FIELDS)}")
     base = _base_record(model, builder, builder_kwargs)
     own = getattr(model, "frameflex_config", None) or {}
-    num_classes = own.get("num_classes", base.get("kwargs", {}).get("num_classes"))
+    num_classes = own.get("num_classes", base.get("kwargs", {}).get("num_classes", base.get("num_classes")))
     config = {"architecture": base["name"] if base["type"] == "zoo" else own.get("architecture", type(model).__name__),
               "num_classes": num_classes, "base": base, **_conversion(model)}
     if base["type"] == "zoo":
@@ -196,6 +200,9 @@ def _check_config(config: Any, where: str) -> dict:
         raise bad(f"'base' names no zoo model: {base!r}")
     if base["type"] == "builder" and not isinstance(base.get("builder"), str):
         raise bad(f"'base' names no builder: {base!r}")
+    if base["type"] == "transformers" and not (isinstance(base.get("class"), str) and isinstance(
+            base.get("config"), dict) and isinstance(base["config"].get("model_type"), str)):
+        raise bad(f"'base' needs a transformers 'class' and a 'config' with its 'model_type': {base!r}")
     if not isinstance(base.get("kwargs", {}), dict):
         raise bad(f"'base.kwargs' must be an object, got {base['kwargs']!r}")
     n = config.get("num_classes")
@@ -254,7 +261,7 @@ def model_card(config: Mapping[str, Any], repo_id: str | None = None):
 
     arch, sets = config["architecture"], config.get("frame_sets")
     title = repo_id or arch
-    zoo = config["base"]["type"] == "zoo"
+    zoo = config["base"]["type"] in ("zoo", "transformers")  # rebuilt from config.json alone
     data = ModelCardData(
         library_name="frameflex", pipeline_tag="video-classification", license=config.get("license") or "unknown",
         base_model=config.get("base_model"), datasets=[config["dataset"]] if config.get("dataset") else None,
@@ -276,6 +283,8 @@ def model_card(config: Mapping[str, Any], repo_id: str | None = None):
     where = repo_id or _PLACEHOLDER
     size = config.get("input_size")
     shape = f"(B, 3, T, {size}, {size}), mean {config['mean']}, std {config['std']}" if size else "(B, 3, T, H, W)"
+    if config["base"]["type"] == "transformers":
+        shape = "pixel_values (B, T, 3, H, W), as the model's transformers image processor prepares them"
     load = (f'model = ff.from_pretrained("{where}")' if zoo else
             f'model = ff.from_pretrained("{where}", trust_remote_code=True)  # runs {config["base"]["builder"]}'
             if config["base"]["type"] == "builder" else
@@ -375,7 +384,9 @@ def from_pretrained(repo_id_or_path: str | os.PathLike, *, model: nn.Module | No
                     trust_remote_code: bool = False, filename: str | None = None, arch: str | None = None,
                     revision: str | None = None, cache_dir: str | os.PathLike | None = None,
                     device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-                    strict: bool = True, token: str | None = None, local_files_only: bool = False) -> nn.Module:
+                    strict: bool = True, token: str | None = None, local_files_only: bool = False,
+                    frame_sets: Sequence[int] | None = None, adapters: None | str | Sequence[str] = None
+                    ) -> nn.Module:
     """Load a model from a local folder or a Hub repo (works offline from the Hub cache).
 
     The model is rebuilt as config.json records (:data:`BASES`), converted with its
@@ -394,6 +405,13 @@ def from_pretrained(repo_id_or_path: str | os.PathLike, *, model: nn.Module | No
     is guessed from the keys when not given), e.g. the official UniFormer files::
 
         ff.from_pretrained("Sense-X/uniformer_video", filename="uniformer_small_sthv1_16_prek600.pth")
+
+    A plain transformers video checkpoint (config.json with a ``model_type``, as
+    ``model.save_pretrained`` writes it) is loaded by transformers (safetensors or
+    ``weights_only``; remote code never runs) and, with ``frame_sets``, converted
+    (``adapters`` as in :func:`frameflex.convert`)::
+
+        ff.from_pretrained("MCG-NJU/videomae-base-finetuned-ssv2", frame_sets=[4, 8, 16])
 
     Returns the model in eval mode, on ``device`` and in ``dtype`` if given.
 
@@ -427,7 +445,25 @@ def from_pretrained(repo_id_or_path: str | os.PathLike, *, model: nn.Module | No
         loaded.frameflex_config["source"] = f"{where}/{filename}"
         return loaded.to(device=device, dtype=dtype).eval()
 
-    config = _check_config(read_json(fetch(CONFIG_NAME), f"{CONFIG_NAME} of {where}"), where)
+    raw = read_json(fetch(CONFIG_NAME), f"{CONFIG_NAME} of {where}")
+    if _transformers.is_plain_checkpoint(raw):
+        if model is not None:
+            raise ArgumentTypeError(f"{where} is a plain transformers checkpoint, rebuilt from its own config: "
+                                    "drop model=")
+        loaded = _transformers.load_plain(where, num_classes, revision=revision, cache_dir=cache_dir, token=token,
+                                          local_files_only=local_files_only)
+        if frame_sets is not None:
+            from .surgery import convert
+
+            loaded = convert(loaded, frame_sets, adapters=adapters)
+        elif adapters is not None:
+            raise ArgumentTypeError("adapters= needs frame_sets=[...]: they are placed when the model is converted")
+        loaded.frameflex_config = {} if os.path.isdir(where) else {"base_model": where}
+        return loaded.to(device=device, dtype=dtype).eval()
+    if frame_sets is not None or adapters is not None:
+        raise ArgumentTypeError(f"frame_sets= and adapters= convert a plain transformers checkpoint; {where} is a "
+                                "frameflex folder, converted as its config.json records")
+    config = _check_config(raw, where)
     saved_classes = config.get("num_classes")
     new_head = num_classes is not None and num_classes != saved_classes
     if ignore_mismatched_sizes is None:

@@ -201,7 +201,7 @@ def _convert(model: nn.Module, sets: tuple[int, ...], adapters, time_dim: int | 
                 if child is not None and id(child) in new and new[id(child)] is not parent:
                     parent._modules[key] = new[id(child)]
                     undo.append(lambda p=parent, k=key, c=child: p._modules.__setitem__(k, c))
-        temporal.install(plan, state)  # prepare() has checked everything it can fail on
+        undo.append(temporal.install(plan, state))  # prepare() has checked everything it can fail on
         root = new.get(id(model), model)
         if time_dim is not None:
             undo.append(root.register_forward_pre_hook(_PickFramesFromInput(state), with_kwargs=True).remove)
