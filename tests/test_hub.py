@@ -388,7 +388,7 @@ def test_the_card_carries_licence_base_model_datasets_tags_and_a_model_index(tmp
     (b"{not json", r"is not valid JSON: .* line 1, column 2"),
     (b"\xff\xfe{}", "is not UTF-8 text: byte 0xff at line 1"),
     (b"[1, 2]", "invalid: expected a JSON object, got list"),
-    (b'{"base": {"type": "pickle"}}', r"'base' must be an object whose 'type' is one of \['builder', 'none', 'zoo'\]"),
+    (b'{"base": {"type": "pickle"}}', r"'base' must be an object whose 'type' is one of \['builder', 'none', 'transformers', 'zoo'\]"),
     (b'{"base": {"type": "zoo", "name": "tsm_tiny"}, "frame_sets": ["8"]}', "'frame_sets' must be a list of positive"),
     (b'{"base": {"type": "zoo", "name": "tsm_tiny"}, "adapters": "(.*.*)*z"}', "'adapters' must be a list of module"),
 ])
