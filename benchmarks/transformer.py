@@ -11,8 +11,9 @@ For each model family, two runs with the same seed, initial weights, videos and 
 VideoMAE is transformers' ``VideoMAEForVideoClassification`` from a tiny config (hidden
 64, 2 layers, 32 px, patch 8, tubelet 2, built for 16 frames), fed ``pixel_values``
 (B, T, C, H, W) and trained from scratch; ``time_dim`` is found by ``convert``. Top-1 at
-4, 8, 16 and at 6 and 12 frames, which no model trained on. The task and the training
-loop are the demo's (``frameflex.demo``).
+4, 8, 16 and at 6 and 12 frames, which no model trained on. The task, optimiser and
+schedule are the demo's (``frameflex.demo.fit``: the one training loop,
+``frameflex.training.train_one_epoch``); top-1 comes from ``frameflex.evaluate.evaluate``.
 
 Run (2-core CPU, ~10 min):
 
@@ -82,7 +83,7 @@ def run(cfg: demo.DemoConfig, families, log=print) -> dict:
     device = demo._device(cfg.device)
     test = SyntheticMotion(cfg.test_videos, frame_sets=cfg.eval_frames, train=False,
                            seed=cfg.seed + 1_000_000, **cfg.data_kw())
-    test_batches = list(demo._loader(test, cfg, train=False))
+    test_batches = list(demo.loader(test, cfg, train=False))
     out = {"top1": {}, "train_s": {}}
     high = max(cfg.train_frames)
     for family in families:
@@ -93,9 +94,8 @@ def run(cfg: demo.DemoConfig, families, log=print) -> dict:
                                time_dim=time_dim).to(device)
             train = SyntheticMotion(cfg.steps * cfg.batch_size, frame_sets=sets, train=True, seed=cfg.seed,
                                     **cfg.data_kw())
-            loader = demo._loader(train, cfg, train=True)
-            seconds = demo._train(model, PixelValues(loader) if btchw else loader, cfg, device, multi=True,
-                                  desc=f"{family} {name}")
+            loader = demo.loader(train, cfg, train=True)
+            seconds = demo.fit(model, PixelValues(loader) if btchw else loader, cfg, device, desc=f"{family} {name}")
             batches = PixelValues(test_batches) if btchw else test_batches
             top1 = evaluate(model, batches, cfg.eval_frames, progress=False)["top1"]
             out["top1"][f"{family} {name}"] = {t: round(v, 1) for t, v in top1.items()}
