@@ -239,6 +239,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N videos")
     p.add_argument("--json", default=None, metavar="OUT", help="write the results and the run's settings to OUT")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="a folder of your own model (frameflex train --model module:function): run the builder "
+                        "function its config.json names")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
@@ -255,7 +258,7 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, str]:
     if args.filename is not None:
         return from_pretrained(src, filename=args.filename, arch=args.arch), f"{src}/{args.filename}"
     if os.path.isdir(src):
-        return from_pretrained(src), src
+        return from_pretrained(src, trust_remote_code=args.trust_remote_code), src
     if os.path.isfile(src):
         return import_checkpoint(src, arch=args.arch).create_model(), src
     if not _HUB_ID.fullmatch(src) or src.endswith(_CHECKPOINT_EXTS):
@@ -274,9 +277,10 @@ def _fail(message: object) -> int:
 def run(args: argparse.Namespace) -> int:
     """Execute ``frameflex eval`` for parsed ``args``; returns the exit status."""
     from ._version import __version__
-    from .datasets import VideoFiles, transforms_for, video_dataset
+    from .datasets import VideoFiles, eval_transform, video_dataset
+    from .errors import UntrustedCodeError
     from .flops import profile
-    from .models._registry import get_spec
+    from .models._registry import IMAGENET_MEAN, IMAGENET_STD, get_spec, list_models
 
     for name in ("batch_size", "threads", "limit", "input_size", "resize", "clips"):
         value = getattr(args, name)
@@ -301,20 +305,29 @@ def run(args: argparse.Namespace) -> int:
                      f"e.g. {missing[0].path} (line {missing[0].line})")
     try:
         model, source = _load_model(args)
+    except UntrustedCodeError as e:
+        return _fail(f"{e} (on the command line: --trust-remote-code)")
     except (FileNotFoundError, ValueError, RuntimeError) as e:  # may span lines: the keys that do not fit
         return _fail(e)
-    arch = model.frameflex_config["architecture"]
+    config = model.frameflex_config
+    arch = config["architecture"]
+    spec = get_spec(arch) if arch in list_models() else None  # None: your own model
     if args.arch is not None and args.arch != arch:
         return _fail(f"--arch {args.arch} was given, but {source} is a {arch} model")
+    if not args.frames and not selection.is_converted(model) and spec is None:
+        return _fail(f"{source} is a plain {arch} model: give the frame counts to evaluate, --frames T ...")
     frames = tuple(args.frames) if args.frames else (
-        selection.frame_sets(model) if selection.is_converted(model) else get_spec(arch).frame_sets)
+        selection.frame_sets(model) if selection.is_converted(model) else spec.frame_sets)
     try:
         frames = _checks.frame_sets(frames, "--frames")
     except ValueError as e:
         return _fail(e)
+    # The preprocessing the model was trained with (its folder's config.json), else the arch's.
+    size = args.input_size or config.get("input_size") or (spec.input_size if spec else 224)
+    mean = config.get("mean") or (spec.mean if spec else IMAGENET_MEAN)
+    std = config.get("std") or (spec.std if spec else IMAGENET_STD)
     try:
-        kw = {k: v for k, v in (("input_size", args.input_size), ("resize", args.resize)) if v is not None}
-        transform = transforms_for(arch, train=False, crops=args.crops, **kw)
+        transform = eval_transform(size, resize=args.resize, mean=mean, std=std, crops=args.crops)
     except ValueError as e:  # e.g. --resize smaller than the crop
         return _fail(e)
     dataset = video_dataset(args.list_file, frame_sets=frames, train=False, transform=transform,
@@ -339,8 +352,6 @@ def run(args: argparse.Namespace) -> int:
 
     sets = selection.frame_sets(model) if selection.is_converted(model) else None
     branches = {t: nearest_frames(t, sets) for t in frames} if sets else None
-    spec = get_spec(arch)
-    size = args.input_size or spec.input_size
     result["gmacs"] = {r.frames: r.gmacs for r in profile(model, frames, input_size=size, latency=False)}
     views = result["views"]
     crop = "centre crop" if args.crops == 1 else "3 crops"
@@ -365,7 +376,7 @@ def run(args: argparse.Namespace) -> int:
                         "limit": args.limit, "image_tmpl": args.image_tmpl, "index_base": args.index_base},
             "protocol": {"clips": args.clips, "crops": args.crops, "views": views, "sampler": args.sampler,
                          "input_size": size, "resize": args.resize or (size * 256 // 224 if args.crops == 1 else size),
-                         "mean": list(spec.mean), "std": list(spec.std)},
+                         "mean": list(mean), "std": list(std)},
             "device": str(device), "seconds": round(seconds, 2), "frameflex_version": __version__,
         }
         out = Path(args.json)

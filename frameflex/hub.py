@@ -44,7 +44,8 @@ __all__ = ["save_pretrained", "from_pretrained", "push_to_hub", "model_card", "C
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
-_CARD_FIELDS = ("class_names", "dataset", "license", "source", "results", "base_model")
+_CARD_FIELDS = ("class_names", "dataset", "license", "source", "results", "base_model",
+                "input_size", "mean", "std")  # the last three: the preprocessing the model was trained with
 _PLACEHOLDER = "path/to/folder"
 PAPER = "https://arxiv.org/abs/2303.14817"
 
@@ -486,7 +487,7 @@ def from_pretrained(repo_id_or_path: str | os.PathLike, *, model: nn.Module | No
     warn_reinitialised(result, where)
     own = {k: config[k] for k in _CARD_FIELDS if k in config}
     if new_head:  # a new task: the old classes, dataset and results no longer describe it
-        own = {k: v for k, v in own.items() if k in ("license", "source")}
+        own = {k: v for k, v in own.items() if k in ("license", "source", "input_size", "mean", "std")}
         if not os.path.isdir(where):
             own["base_model"] = where
     model.frameflex_config = {

@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 import frameflex as ff
 from frameflex import training
 from frameflex.training import checkpoint
+from frameflex.cli import main as cli_main
 from frameflex.training.cli import main as train_main
 from test_datasets import write_videos
 
@@ -81,14 +82,31 @@ def test_single_frame_count_and_a_custom_model_converted_with_auto_adapters(tmp_
         "    return nn.Sequential(nn.Conv3d(3, 8, 3, stride=(1, 2, 2), padding=1), nn.BatchNorm3d(8), nn.ReLU(),\n"
         "                         Block(8), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(8, num_classes))\n")
     out = tmp_path / "custom"
+    videos = write_videos(tmp_path / "data", size=32)
+    data = ["--list", str(videos), "--val-list", str(videos), "--root", str(videos.parent / "frames")]
     args = ["--model", f"{tmp_path / 'mynet.py'}:build", "--frame-sets", "2", "4", "--adapters", "auto",
-            "--input-size", "32"] + SYNTH[2:] + ["--epochs", "1", "--out", str(out)]
+            "--input-size", "32"] + TINY[2:] + data + ["--epochs", "1", "--out", str(out)]
     assert train_main(args) == 0
     keys = load(out / "last.pt")["model"]
     assert "1.branches.2.running_mean" in keys and "1.branches.4.running_mean" in keys
     assert any(".scales.2" in k for k in keys)  # the auto adapter on Block.conv
-    assert not (out / "model").exists()  # no Hub folder: not a zoo model
-    assert "final weights:" in capsys.readouterr().out
+    assert "trust_remote_code=True" in capsys.readouterr().out
+
+    # the Hub folder of a custom model: its builder recorded, run only when asked
+    model = ff.from_pretrained(out / "model", trust_remote_code=True)
+    assert ff.frame_sets(model) == (2, 4)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, keys[key], rtol=0, atol=0)
+    # frameflex eval reads it, with the preprocessing it was trained with, and scores what validation scored
+    ev = ["eval", str(out / "model"), "--list", str(videos), "--root", str(videos.parent / "frames"),
+          "--workers", "0", "--no-progress", "--json", str(tmp_path / "eval.json")]
+    assert cli_main(ev) == 2
+    assert "--trust-remote-code" in capsys.readouterr().err
+    assert cli_main(ev + ["--trust-remote-code"]) == 0
+    scored = json.loads((tmp_path / "eval.json").read_text())
+    (record,) = log_lines(out)
+    assert scored["top1"] == record["val"]["top1"] and scored["count"] == record["val"]["count"] == 6
+    assert scored["protocol"]["input_size"] == 32
 
 
 def test_resume_mid_epoch_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, monkeypatch):

@@ -131,8 +131,9 @@ def _adapters(values: Sequence[str] | None) -> str | list[str] | None:
 
 
 def build_model(cfg: TrainConfig, recipe: Recipe, own_recipe: bool, num_classes: int,
-                frame_sets: tuple[int, ...] | None) -> tuple[nn.Module, str | None]:
-    """The model (converted when ``frame_sets``) and its zoo arch (None for a user's function).
+                frame_sets: tuple[int, ...] | None) -> tuple[nn.Module, str | None, dict[str, Any]]:
+    """The model (converted when ``frame_sets``), its zoo arch (None for a user's function) and the
+    builder's arguments.
 
     A recipe's dropout and drop-path are builder arguments of its own family
     (``own_recipe``); ``--dropout`` / ``--drop-path`` apply to any model.
@@ -159,7 +160,7 @@ def build_model(cfg: TrainConfig, recipe: Recipe, own_recipe: bool, num_classes:
             raise UsageError(f"cannot build --model {cfg.model} with {kwargs}: {one_line(e)}") from None
         # The Hub folder must rebuild the model offline: its weights are in the folder.
         model.frameflex_config["model_kwargs"].pop("pretrained", None)
-        return model, cfg.model
+        return model, cfg.model, kwargs
     builder = _import_builder(cfg.model)
     if "num_classes" in inspect.signature(builder).parameters:
         kwargs.setdefault("num_classes", num_classes)
@@ -171,7 +172,7 @@ def build_model(cfg: TrainConfig, recipe: Recipe, own_recipe: bool, num_classes:
             model = convert(model, frame_sets, adapters=adapters, time_dim=2)
         except (TypeError, ValueError) as e:
             raise UsageError(f"--model {cfg.model}: {one_line(e)}") from None
-    return model, None
+    return model, None, kwargs
 
 
 class InitReport(NamedTuple):

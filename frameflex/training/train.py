@@ -136,8 +136,8 @@ def _run(cfg: TrainConfig, procs: Procs) -> int:
     # ---- model, optimizer, schedule
     resume = _resume_path(cfg.resume, out)
     seed_all(cfg.seed)  # the same initial weights on every rank
-    model, arch = build_model(cfg, recipe, recipe_name == default_recipe(cfg.model), num_classes,
-                              train_frames if cfg.ffn else None)
+    model, arch, builder_kwargs = build_model(cfg, recipe, recipe_name == default_recipe(cfg.model), num_classes,
+                                              train_frames if cfg.ffn else None)
     init_report = init_from(model, cfg.init, arch) if cfg.init and not resume else None
     model.to(procs.device)
     if cfg.sync_bn:
@@ -266,7 +266,15 @@ def _run(cfg: TrainConfig, procs: Procs) -> int:
             save(best=best, record=record)
             say("\n".join(lines))
         if procs.main:
-            _finish(model, arch, result, state, out, say)
+            if state["best_epoch"] is not None:
+                say(f"best mean top-1 {state['best_top1']:.2f}% at epoch {state['best_epoch']} ({out / 'best.pt'})")
+            # The Hub folder, for zoo and custom models alike; frameflex eval reads it.
+            own = {} if arch else {"builder": cfg.model, "builder_kwargs": builder_kwargs}
+            folder = save_pretrained(
+                model, out / "model", **own, input_size=input_size, mean=list(mean), std=list(std),
+                results={"top1": {str(k): round(v, 2) for k, v in result["top1"].items()}} if result else None)
+            say(f"final model: {folder} (ff.from_pretrained{'' if arch else ', trust_remote_code=True'}); "
+                f"full training state: {out / 'last.pt'}")
     return 0
 
 
@@ -305,15 +313,3 @@ def _load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, schedu
         + (f"; epochs {saved['epochs']} -> {config['epochs']} (applied)" if saved["epochs"] != config["epochs"]
            else ""))
     return ckpt["rng"][procs.rank] if same_data else None
-
-
-def _finish(model: nn.Module, arch: str | None, result: dict | None, state: dict[str, Any], out: Path,
-            say: Any) -> None:
-    if state["best_epoch"] is not None:
-        say(f"best mean top-1 {state['best_top1']:.2f}% at epoch {state['best_epoch']} ({out / 'best.pt'})")
-    if arch is None:
-        say(f"final weights: {out / 'last.pt'} (key 'model'; load with torch.load(weights_only=True))")
-        return
-    results = {"top1": {str(k): round(v, 2) for k, v in result["top1"].items()}} if result else None
-    folder = save_pretrained(model, out / "model", results=results)
-    say(f"final model: {folder} (ff.from_pretrained); full training state: {out / 'last.pt'}")
