@@ -56,7 +56,9 @@ def calibrate(
     ``(clips, labels)`` batches, or ``{T: clip}`` dicts. Calibrating an existing
     count recomputes its statistics.
 
-    >>> ff.calibrate(model, val_loader, frames=12, num_batches=20)
+    >>> model = ff.create_model("tsm_tiny", num_classes=5, frame_sets=[4, 8, 16])
+    >>> val_loader = [torch.randn(2, 3, 12, 32, 32) for _ in range(3)]  # clips of 12 frames
+    >>> _ = ff.calibrate(model, val_loader, frames=12, num_batches=20, progress=False)
     >>> ff.frame_sets(model)
     (4, 8, 12, 16)
     """

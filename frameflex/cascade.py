@@ -42,8 +42,10 @@ def cascade(model: nn.Module, clips: Mapping[int, torch.Tensor] | torch.Tensor, 
     clip stops at the first whose max softmax probability is >= ``threshold``, or at
     the last. Only the clips still unsure are run at the next count.
 
-    >>> out = ff.cascade(model, video, threshold=0.8)
-    >>> out.frames.float().mean()   # average frames spent per clip
+    >>> model = ff.create_model("tsm_tiny", num_classes=5, frame_sets=[4, 8, 16]).eval()
+    >>> out = ff.cascade(model, torch.randn(6, 3, 32, 32, 32), threshold=0.8)  # 6 videos of 32 frames
+    >>> out.logits.shape, set(out.frames.tolist()) <= {4, 8, 16}  # frames: what each clip spent
+    (torch.Size([6, 5]), True)
     """
     _checks.probability(threshold, "threshold")
     if frame_sets is None:

@@ -190,12 +190,12 @@ class VideoList(_ClipDataset):
             (clips x crops of a 3-crop ``transform``) each clip is (V, C, T, H, W).
 
     Example:
-        >>> ds = VideoList("sthv1/val_videofolder.txt", root="sthv1/frames", frame_sets=(4, 8, 16),
+        >>> ds = VideoList("sthv1/val_videofolder.txt", root="sthv1/frames", frame_sets=(4, 8, 16),  # doctest: +SKIP
         ...                transform=transforms_for("tsm_r50", train=False))
-        >>> clips, label = ds[0]
-        >>> tuple(clips[8].shape)
+        >>> clips, label = ds[0]  # doctest: +SKIP
+        >>> tuple(clips[8].shape)  # doctest: +SKIP
         (3, 8, 224, 224)
-        >>> loader = torch.utils.data.DataLoader(ds, batch_size=8, collate_fn=ff.collate_clips)
+        >>> loader = torch.utils.data.DataLoader(ds, batch_size=8, collate_fn=ff.collate_clips)  # doctest: +SKIP
     """
 
     def __init__(
@@ -290,7 +290,7 @@ def list_format(list_file: PathLike) -> str:
     """Which of :data:`LIST_FORMATS` a list file is in, from its content.
 
     Example:
-        >>> list_format("kinetics400/val.csv")
+        >>> list_format("kinetics400/val.csv")  # doctest: +SKIP
         'kinetics'
     """
     path = Path(list_file)
@@ -409,10 +409,10 @@ class VideoFiles(_ClipDataset):
         skip_bad: return :class:`SkippedVideo` for unreadable videos instead of raising.
 
     Example:
-        >>> ds = VideoFiles("k400/val.csv", root="k400/val", frame_sets=(4, 8, 16),
+        >>> ds = VideoFiles("k400/val.csv", root="k400/val", frame_sets=(4, 8, 16),  # doctest: +SKIP
         ...                 transform=transforms_for("tsm_r50"))
-        >>> clips, label = ds[0]
-        >>> tuple(clips[16].shape), ds.classes[label]
+        >>> clips, label = ds[0]  # doctest: +SKIP
+        >>> tuple(clips[16].shape), ds.classes[label]  # doctest: +SKIP
         ((3, 16, 224, 224), 'abseiling')
     """
 
@@ -684,8 +684,8 @@ def video_dataset(list_file: PathLike, root: PathLike | None = None, **kwargs: A
     data through this one function.
 
     Example:
-        >>> ds = video_dataset("videos/val.txt", root="videos", frame_sets=(4, 8, 16))  # 'v0.mp4 3' lines
-        >>> type(ds).__name__
+        >>> ds = video_dataset("videos/val.txt", root="videos", frame_sets=(4, 8, 16))  # 'v0.mp4 3' lines  # doctest: +SKIP
+        >>> type(ds).__name__  # doctest: +SKIP
         'VideoFiles'
     """
     fmt = list_format(list_file)

@@ -79,8 +79,8 @@ def evaluate(
         unreadable videos a ``skip_bad`` dataset left out (not counted).
 
     Example:
-        >>> val = VideoList("val.txt", root="frames", frame_sets=(4, 8, 16), transform=transforms_for("tsm_r50"))
-        >>> evaluate(model, val, (4, 8, 16))["top1"]
+        >>> val = VideoList("val.txt", root="frames", frame_sets=(4, 8, 16), transform=transforms_for("tsm_r50"))  # doctest: +SKIP
+        >>> evaluate(model, val, (4, 8, 16))["top1"]  # doctest: +SKIP
         {4: 42.85, 8: 48.2, 16: 50.79}
     """
     wanted = _checks.frame_sets(frame_sets) if frame_sets is not None else None

@@ -24,9 +24,13 @@ class FFNLoss(nn.Module):
     indices or soft (mixup) probabilities. After a call, ``parts`` holds detached
     tensors for logging: ``{"ce": ..., "kl_4": ..., "kl_8": ...}``.
 
+    >>> model = ff.create_model("tsm_tiny", num_classes=5, frame_sets=[4, 8, 16])
     >>> loss_fn = ff.FFNLoss()
-    >>> loss = loss_fn(ff.forward_multi(model, {4: x4, 8: x8, 16: x16}), labels)
-    >>> loss.backward(); print({k: v.item() for k, v in loss_fn.parts.items()})
+    >>> loss = loss_fn(ff.forward_multi(model, {t: torch.randn(2, 3, t, 32, 32) for t in (4, 8, 16)}),
+    ...                torch.tensor([0, 3]))
+    >>> loss.backward()
+    >>> sorted(loss_fn.parts)
+    ['ce', 'kl_4', 'kl_8']
     """
 
     def __init__(self, kl_weight: float = 1.0, temperature: float = 1.0, label_smoothing: float = 0.0):

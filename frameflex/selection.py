@@ -75,7 +75,8 @@ def frame_sets(model: nn.Module) -> tuple[int, ...]:
 def set_frames(model: nn.Module, frames: int) -> int:
     """Run ``model`` at ``frames``; returns the branch used (nearest trained, ties to the larger).
 
-    >>> ff.set_frames(model, 12)   # with frame_sets (4, 8, 16)
+    >>> model = ff.create_model("tsm_tiny", num_classes=5, frame_sets=[4, 8, 16])
+    >>> ff.set_frames(model, 12)   # 8 and 16 are as near: ties go to the larger
     16
     """
     _checks.frame_count(frames)
@@ -86,8 +87,11 @@ def set_frames(model: nn.Module, frames: int) -> int:
 def frames(model: nn.Module, count: int) -> Iterator[int]:
     """Temporarily run ``model`` at ``count`` frames; yields the branch used.
 
+    >>> model = ff.create_model("tsm_tiny", num_classes=5, frame_sets=[4, 8, 16]).eval()
     >>> with ff.frames(model, 8):
-    ...     logits = model(x8)
+    ...     logits = model(torch.randn(1, 3, 8, 32, 32))
+    >>> logits.shape
+    torch.Size([1, 5])
     """
     _checks.frame_count(count)
     states = _require_states(model)
@@ -105,7 +109,10 @@ def forward_multi(model: nn.Module, clips: Mapping[int, torch.Tensor], **kwargs)
     Clips are never concatenated, so no norm sees two frame counts at once; with
     ``time_dim`` the clip's size along it must equal its key.
 
-    >>> outs = ff.forward_multi(model, {4: x4, 8: x8, 16: x16})
+    >>> model = ff.create_model("tsm_tiny", num_classes=5, frame_sets=[4, 8, 16])
+    >>> outs = ff.forward_multi(model, {t: torch.randn(2, 3, t, 32, 32) for t in (4, 8, 16)})
+    >>> {t: tuple(logits.shape) for t, logits in outs.items()}
+    {4: (2, 5), 8: (2, 5), 16: (2, 5)}
     """
     if not isinstance(clips, Mapping) or not clips:
         raise ArgumentError("forward_multi expects a non-empty dict {frame_count: clip}")

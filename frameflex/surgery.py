@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 from typing import Callable, Sequence
 
 import torch
@@ -22,7 +23,17 @@ from .selection import _PickFramesFromInput, _states
 
 __all__ = ["convert", "register_norm", "norm_types", "AUTO_BLOCK_PATTERN"]
 
-_NORM_TYPES: list[type] = []
+# _BatchNorm covers BatchNorm1d/2d/3d, SyncBatchNorm, timm's BatchNormAct2d;
+# InstanceNorm and FrozenBatchNorm are not subclasses of these, so they stay shared.
+_NORM_TYPES: list[type] = [nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
+                           *([nn.RMSNorm] if hasattr(nn, "RMSNorm") else [])]
+# timm norms that do not derive from torch's (its LayerNorm/GroupNorm variants do), by name in
+# timm.layers: looked up only once timm is imported (a model holding one has imported it),
+# so that `import frameflex` does not import timm.
+_TIMM_NORMS = ("RmsNorm", "RmsNorm2d", "RmsNormFp32", "RmsNorm2dFp32", "SimpleNorm", "SimpleNorm2d",
+               "SimpleNormFp32", "SimpleNorm2dFp32", "FilterResponseNormAct2d", "FilterResponseNormTlu2d",
+               "EvoNorm2dB0", "EvoNorm2dB1", "EvoNorm2dB2", "EvoNorm2dS0", "EvoNorm2dS0a", "EvoNorm2dS1",
+               "EvoNorm2dS1a", "EvoNorm2dS2", "EvoNorm2dS2a")
 
 
 def register_norm(cls: type) -> type:
@@ -41,33 +52,15 @@ def register_norm(cls: type) -> type:
 
 
 def norm_types() -> tuple[type, ...]:
-    """The norm classes :func:`convert` swaps by default (subclasses included)."""
-    return tuple(_NORM_TYPES)
+    """The norm classes :func:`convert` swaps by default (subclasses included).
 
+    >>> nn.BatchNorm3d in norm_types() or issubclass(nn.BatchNorm3d, norm_types())
+    True
+    """
+    timm_layers = sys.modules.get("timm.layers")
+    timm_norms = [getattr(timm_layers, n) for n in _TIMM_NORMS if hasattr(timm_layers, n)] if timm_layers else []
+    return tuple(dict.fromkeys([*_NORM_TYPES, *timm_norms]))
 
-def _register_defaults() -> None:
-    # _BatchNorm covers BatchNorm1d/2d/3d, SyncBatchNorm, timm's BatchNormAct2d;
-    # InstanceNorm and FrozenBatchNorm are not subclasses of these, so they stay shared.
-    for cls in (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
-                getattr(nn, "RMSNorm", None)):
-        if cls is not None:
-            register_norm(cls)
-    try:
-        import timm.layers as tl
-    except ImportError:  # pragma: no cover - timm is a dependency
-        return
-    # timm norms that do not derive from torch's (its LayerNorm/GroupNorm variants do).
-    for name in ("RmsNorm", "RmsNorm2d", "RmsNormFp32", "RmsNorm2dFp32", "SimpleNorm",
-                 "SimpleNorm2d", "SimpleNormFp32", "SimpleNorm2dFp32", "FilterResponseNormAct2d",
-                 "FilterResponseNormTlu2d", "EvoNorm2dB0", "EvoNorm2dB1", "EvoNorm2dB2",
-                 "EvoNorm2dS0", "EvoNorm2dS0a", "EvoNorm2dS1", "EvoNorm2dS1a", "EvoNorm2dS2",
-                 "EvoNorm2dS2a"):
-        cls = getattr(tl, name, None)
-        if cls is not None:
-            register_norm(cls)
-
-
-_register_defaults()
 
 # "auto" adapters: the first conv/linear inside every block whose class name says it
 # is a residual unit (torchvision/timm ResNets, ConvNeXt, ViT, Swin, EfficientNet, MViT;

@@ -72,7 +72,7 @@ def register_temporal(owner: type | str, *, layout: str, follow: Mapping[str, st
     ``"package.ClassName"`` to match without importing the package). The other
     arguments are the fields of :class:`TemporalSpec`.
 
-    >>> ff.register_temporal(MyVideoViT, layout="BCTHW", tables={"pos_t": 0},
+    >>> ff.register_temporal(MyVideoViT, layout="BCTHW", tables={"pos_t": 0},  # doctest: +SKIP
     ...                      follow={"num_frames": "frames"}, tubelet="patch.kernel_size")
     """
     if not isinstance(owner, (type, str)):

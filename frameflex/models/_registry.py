@@ -105,8 +105,8 @@ def create_model(name: str, num_classes: int, frame_sets: Sequence[int] | str | 
     (``adapters="preset"``; pass ``None`` or your own patterns to change it).
     ``frame_sets="default"`` uses the paper's L/M/H for the arch.
 
-    >>> model = ff.create_model("tsm_r50", num_classes=174, frame_sets=[4, 8, 16])
-    >>> model(torch.randn(2, 3, 8, 224, 224)).shape
+    >>> model = ff.create_model("tsm_tiny", num_classes=174, frame_sets=[4, 8, 16])
+    >>> model(torch.randn(2, 3, 8, 64, 64)).shape
     torch.Size([2, 174])
     """
     from ..surgery import convert
