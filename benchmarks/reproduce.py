@@ -18,9 +18,9 @@ Mean and std (sample std, ddof=1; 0 for one seed) over seeds, in top-1 percent.
 
 Run (2-core CPU: ~10 min default, ~2-3 min ``--quick``):
 
-    OMP_WAIT_POLICY=PASSIVE PYTHONPATH=/tmp/plotdeps .venv/bin/python benchmarks/reproduce.py \\
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/reproduce.py \\
         --out benchmarks/results/reproduce.json --plot benchmarks/results/reproduce.png
-    .venv/bin/python benchmarks/reproduce.py --quick --out /tmp/quick.json
+    .venv/bin/python benchmarks/reproduce.py --quick --out quick.json
     .venv/bin/python benchmarks/reproduce.py --replot benchmarks/results/reproduce.json --plot acc.png
 
 ``PYTHONPATH`` only has to point at a matplotlib install for ``--plot``; without

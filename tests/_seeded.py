@@ -1,7 +1,6 @@
 """Seeded weights and parity fixtures, shared by every arch's parity test.
 
-Zoo contributors: the rules for writing a family and its parity fixtures are in
-tests/fixtures/README.md (the "common rules").
+The fixture format is described in tests/fixtures/README.md.
 
 A parity fixture (tests/fixtures/*.json) records, for one official model: where it
 came from, the key list with shapes and dtypes of its state dict in the OFFICIAL

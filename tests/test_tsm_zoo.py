@@ -14,7 +14,7 @@ frames major (the TSN layout). Both official models already pool with ``Adaptive
   ``ops/backbone/resnet_TSM_FFN.py:resnet50``), called ``model(x, None, None, False)`` for T=4,
   ``(None, x, None, False)`` for 8, ``(None, None, x, False)`` for 16. The official FFN-TSM shifts
   EVERY branch with num_segments_H (16) in training and also in eval (and the wrapper reshapes
-  with it), which mixes clips at T=4/8 (ffn-method.md, "Bugs"); so a FRESH official model was
+  with it), which mixes clips at T=4/8 (a bug of the released code); so a FRESH official model was
   built per branch with num_segments_H = M = L = T, as the official test.sh does with
   ``--num_segments_H T``: each branch is compared at its own, correct T.
 - ``tsm_r50_plain.json``: github.com/mit-han-lab/temporal-shift-module, commit
