@@ -20,6 +20,8 @@ def _tmp_name(path: Path) -> Path:
 
 def _remove_stale_tmp(folder: Path) -> None:
     """Temporary files of killed writers (their pid is gone); a live writer's stay."""
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return
     for tmp in folder.glob(f".*{_TMP_SUFFIX}"):
         try:
             os.kill(int(tmp.name[: -len(_TMP_SUFFIX)].rsplit(".", 1)[1]), 0)
