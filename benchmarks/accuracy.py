@@ -1,6 +1,6 @@
 """Top-1 / top-5 accuracy per frame count on a real dataset: the FFN paper's evaluation protocol.
 
-The same program as ``frameflex eval`` (both call :func:`frameflex.evaluate.main`):
+The same program as ``frameflex eval`` (both call :func:`frameflex.training.eval_cli.main`):
 1 clip per video, TSN segment centres, shorter side 256, centre crop 224, the
 arch's normalisation; one column per frame count. Frames are JPEG folders listed
 in TSM's format (``frames_dir num_frames label`` per line).
@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from frameflex.evaluate import main  # noqa: E402
+from frameflex.training.eval_cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(prog="benchmarks/accuracy.py"))

@@ -146,13 +146,13 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    from frameflex.evaluate import add_arguments
+    from frameflex.training.eval_cli import add_arguments
 
     add_arguments(sub.add_parser("eval", help="top-1/top-5 per frame count on video files or JPEG frame lists"))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from frameflex.evaluate import run
+    from frameflex.training.eval_cli import run
 
     return run(args)
 

@@ -13,7 +13,8 @@ from test_datasets import write_videos
 import frameflex as ff
 from frameflex.hub import save_pretrained
 from frameflex.datasets import VideoList, transforms_for
-from frameflex.evaluate import evaluate, format_table, main
+from frameflex.evaluate import evaluate, format_table
+from frameflex.training.eval_cli import main
 
 CLASSES = 6
 

@@ -17,7 +17,7 @@ from .config import TrainConfig, UsageError
 
 # Everything else on first use: the CLI builds its parser from .cli without importing torch.
 _LAZY = {
-    "MultiClipModel": "loop", "train_one_epoch": "loop", "run": "train", "validate": "train",
+    "MultiClipModel": "loop", "train_one_epoch": "loop", "run": "train", "validate": "loop",
     "main": "cli", "add_arguments": "cli", "config_from_args": "cli",
     "Recipe": "recipe", "recipes": "recipe", "default_recipe": "recipe", "lr_factor": "recipe",
     "param_groups": "recipe", "init_from": "builders", "InitReport": "builders",

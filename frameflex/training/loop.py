@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from .._outputs import logits_of
+from ..data import collate_clips
+from ..evaluate import evaluate
 from ..selection import forward_multi, is_converted
+from .distributed import Procs
 
-__all__ = ["MultiClipModel", "train_one_epoch"]
+__all__ = ["MultiClipModel", "train_one_epoch", "validate"]
 
 
 class MultiClipModel(nn.Module):
@@ -131,3 +136,21 @@ def train_one_epoch(
     finally:
         bar.close()
     return sums
+
+
+def validate(model: nn.Module, dataset: Dataset, frames: tuple[int, ...], procs: Procs, batch_size: int,
+             workers: int, progress: bool) -> dict[str, Any]:
+    """:func:`frameflex.evaluate.evaluate` on this rank's share of ``dataset``, counts summed over ranks."""
+    share = Subset(dataset, range(procs.rank, len(dataset), procs.world))
+    hits = [0.0] * (2 * len(frames) + 1)
+    if len(share):
+        loader = DataLoader(share, batch_size=batch_size, num_workers=workers, collate_fn=collate_clips,
+                            pin_memory=procs.device.type == "cuda", generator=torch.Generator())
+        r = evaluate(model, loader, frames, progress=progress)
+        n = r["count"]
+        hits = ([round(r["top1"][t] * n / 100) for t in frames] + [round(r["top5"][t] * n / 100) for t in frames]
+                + [n])
+    hits = procs.sum(hits)
+    n, k = int(hits[-1]), len(frames)
+    return {"top1": {t: 100 * hits[i] / n for i, t in enumerate(frames)},
+            "top5": {t: 100 * hits[k + i] / n for i, t in enumerate(frames)}, "count": n}

@@ -21,11 +21,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from ..data import collate_clips
-from ..evaluate import evaluate, format_table
+from ..evaluate import format_table
 from ..hub import save_pretrained
 from ..loss import FFNLoss
 from ..models._registry import IMAGENET_MEAN, IMAGENET_STD, get_spec
@@ -34,28 +34,10 @@ from . import checkpoint
 from .builders import SeededItems, build_datasets, build_model, init_from, one_line
 from .config import TrainConfig, UsageError
 from .distributed import Procs, rng_state, seed_all, set_rng_state, start_processes
-from .loop import MultiClipModel, train_one_epoch
+from .loop import MultiClipModel, train_one_epoch, validate
 from .recipe import default_recipe, lr_factor, param_groups, recipes
 
-__all__ = ["run", "validate"]
-
-
-def validate(model: nn.Module, dataset: Dataset, frames: tuple[int, ...], procs: Procs, batch_size: int,
-             workers: int, progress: bool) -> dict[str, Any]:
-    """:func:`frameflex.evaluate.evaluate` on this rank's share of ``dataset``, counts summed over ranks."""
-    share = Subset(dataset, range(procs.rank, len(dataset), procs.world))
-    hits = [0.0] * (2 * len(frames) + 1)
-    if len(share):
-        loader = DataLoader(share, batch_size=batch_size, num_workers=workers, collate_fn=collate_clips,
-                            pin_memory=procs.device.type == "cuda", generator=torch.Generator())
-        r = evaluate(model, loader, frames, progress=progress)
-        n = r["count"]
-        hits = ([round(r["top1"][t] * n / 100) for t in frames] + [round(r["top5"][t] * n / 100) for t in frames]
-                + [n])
-    hits = procs.sum(hits)
-    n, k = int(hits[-1]), len(frames)
-    return {"top1": {t: 100 * hits[i] / n for i, t in enumerate(frames)},
-            "top5": {t: 100 * hits[k + i] / n for i, t in enumerate(frames)}, "count": n}
+__all__ = ["run"]
 
 
 def run(cfg: TrainConfig) -> int:
