@@ -72,14 +72,18 @@ class TSN(nn.Module):
         return self.backbone(x.transpose(1, 2).reshape(b * t, c, h, w)).view(b, t, -1).mean(1)
 
 
-def build(name: str) -> nn.Module:
+def build(name: str) -> tuple[nn.Module, str | tuple[str, ...]]:
+    """(plain model, the ``adapters`` to convert it with) for a --model name."""
     if name == "r3d_18":
         import torchvision
-        return torchvision.models.video.r3d_18(weights=None, num_classes=NUM_CLASSES)
+        return torchvision.models.video.r3d_18(weights=None, num_classes=NUM_CLASSES), "auto"
     if name.startswith("tsn_"):
         import timm
-        return TSN(timm.create_model(name[4:], pretrained=False, num_classes=NUM_CLASSES))
-    raise SystemExit(f"unknown model {name!r}: use r3d_18 or tsn_<timm model name>, e.g. tsn_resnet50")
+        return TSN(timm.create_model(name[4:], pretrained=False, num_classes=NUM_CLASSES)), "auto"
+    if name in ff.list_models():  # a zoo model with its paper's adapter placement
+        return ff.create_model(name, num_classes=NUM_CLASSES), ff.get_spec(name).adapters
+    raise SystemExit(f"unknown model {name!r}: use r3d_18, tsn_<timm model name> (e.g. tsn_resnet50) "
+                     f"or a zoo model ({', '.join(ff.list_models())})")
 
 
 def randomize_adapters(model: nn.Module, seed: int) -> None:
@@ -92,8 +96,8 @@ def randomize_adapters(model: nn.Module, seed: int) -> None:
                     p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
 
 
-def variants(base: nn.Module, seed: int) -> dict[str, nn.Module]:
-    adapted = ff.convert(base, FRAME_SETS, adapters="auto", time_dim=2, inplace=False)
+def variants(base: nn.Module, adapters, seed: int) -> dict[str, nn.Module]:
+    adapted = ff.convert(base, FRAME_SETS, adapters=adapters, time_dim=2, inplace=False)
     randomize_adapters(adapted, seed)
     return {"plain": base, "converted": ff.convert(base, FRAME_SETS, time_dim=2, inplace=False),
             "converted + adapters": adapted}
@@ -112,7 +116,7 @@ def parse_input(text: str) -> tuple[int, int, int]:
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="r3d_18", help="r3d_18 or tsn_<timm name> (default: %(default)s)")
+    ap.add_argument("--model", default="r3d_18", help="r3d_18, tsn_<timm name> or a zoo model (default: %(default)s)")
     ap.add_argument("--inputs", type=lambda s: [parse_input(v) for v in s.split(",")], default="2x8x64,1x8x112",
                     help="comma-separated BxTxS inputs (default: %(default)s)")
     ap.add_argument("--rounds", type=int, default=12, help="timed rounds (default: %(default)s)")
@@ -132,8 +136,9 @@ def main(argv=None) -> list[dict]:
     torch.set_flush_denormal(True)
     device = pick_device(args.device)
     seed_all(args.seed)
-    base = build(args.model).to(device)
-    evals = variants(base.eval(), args.seed)
+    base, adapters = build(args.model)
+    base = base.to(device)
+    evals = variants(base.eval(), adapters, args.seed)
     trains = {k: copy.deepcopy(m).train() for k, m in evals.items()}
     evals["plain copy (A/A)"] = copy.deepcopy(base)
     for m in evals.values():
