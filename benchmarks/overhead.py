@@ -125,11 +125,11 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--device", default=None, help="cuda if available, else cpu")
     ap.add_argument("--no-train", action="store_true", help="eval rows only")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quick", action="store_true", help="smoke test: one tiny input, 2 rounds; numbers mean nothing")
+    ap.add_argument("--quick", action="store_true", help="smoke test: one tiny input, 1 round; numbers mean nothing")
     ap.add_argument("--csv", default=None, help="also write the table to this CSV file")
     args = ap.parse_args(argv)
     if args.quick:
-        args.inputs, args.rounds, args.warmup = [(2, 4, 32)], 2, 0
+        args.inputs, args.rounds, args.warmup = [(2, 4, 32)], 1, 0
     if args.rounds < 1 or args.warmup < 0 or args.threads < 1:
         ap.error("--rounds and --threads must be >= 1, --warmup >= 0")
     torch.set_num_threads(args.threads)

@@ -1,6 +1,7 @@
 """The benchmark scripts run and print what they claim (tiny settings)."""
 from __future__ import annotations
 
+import re
 import runpy
 from pathlib import Path
 
@@ -52,3 +53,21 @@ def test_transformer_benchmark_prints_both_runs_per_family(capsys, tmp_path):
     result = json.loads((tmp_path / "t.json").read_text())
     assert sorted(result["top1"]) == ["videomae_tiny FFN", "videomae_tiny single-H"]
     assert sorted(result["top1"]["videomae_tiny FFN"], key=int) == ["4", "6", "8", "12", "16"]
+
+
+def test_gpu_benchmark_runs_on_cpu_at_tiny_sizes(tmp_path):
+    out = tmp_path / "gpu.md"
+    assert _main("gpu")(["--device", "cpu", "--tiny", "--out", str(out), "--budget", "900"]) == 0
+    text = out.read_text()
+    assert text.count("skipped: needs CUDA (device is cpu)") == 4  # NCCL, AMP bf16, AMP fp16, SyncBatchNorm
+    rows = {tuple(c.strip() for c in line.split("|")[1:5]): line for line in text.splitlines()
+            if line.startswith("| ") and " x 32px " in line}
+    expected = [("tsm_tiny", "eager", "float32", ""), ("tsm_tiny", "eager", "bfloat16", ""),
+                ("tsm_tiny", "eager", "bfloat16", "yes"), ("tsm_tiny", "compile", "float32", ""),
+                ("slowfast_r50 (width 8)", "eager", "float32", ""), ("uniformer_s (narrow)", "eager", "float32", ""),
+                ("videomae (tiny)", "eager", "float32", "")]
+    assert sorted(rows) == sorted(expected)
+    for key, line in rows.items():  # clips/s at every frame count and for the training step
+        assert re.search(r"\| +\d+f [\d.]+, \d+f [\d.]+ \| +[\d.]+ \|", line), line
+    for variant in ("converted + adapters", "specialized(4)", "forward_multi step"):  # overhead.py's ratios
+        assert re.search(rf"\| {re.escape(variant)} +\| +[\d.]+ \| +[\d.]+ \|", text), variant
