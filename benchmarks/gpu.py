@@ -1,13 +1,14 @@
-"""The GPU check: CUDA-only checks, then zoo throughput and memory, then overhead.py's ratios.
+"""The GPU check: CUDA-only checks, zoo throughput and memory, overhead.py's ratios.
 
-One command on a CUDA machine (sized for < 8 min on one H100/H200; compiled rows stop
-being started once the time budget is spent, and say so):
+One command on a CUDA machine, sized for < 8 min on one H100/H200 (``--budget``, default
+420 s, bounds the whole run: compiled rows come last, each in a child process, and one
+still compiling at the budget is stopped and reported as such):
 
-    python benchmarks/gpu.py                        # writes benchmarks/results/gpu.md too
+    python benchmarks/gpu.py                        # also writes benchmarks/results/gpu.md
     python benchmarks/gpu.py --out gpu.md --budget 300
     python benchmarks/gpu.py --device cpu --tiny    # smoke test at tiny sizes (the tests run it)
 
-1. Checks (CUDA only; skipped with the reason elsewhere): NCCL process-group init and
+1. Checks (CUDA only; elsewhere skipped, saying why): NCCL process-group init and
    all-reduce; a forward_multi + FFNLoss training step under autocast bf16, and fp16 with
    ``GradScaler``; SyncBatchNorm across 2 processes when there are 2 GPUs (each branch's
    running statistics equal on both ranks although each saw different clips).
@@ -28,6 +29,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from typing import Callable
@@ -169,20 +171,21 @@ def _syncbn_worker(rank: int, world: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def check_syncbn(tmp: str) -> str:
+def check_syncbn() -> str:
     if torch.cuda.device_count() < 2:
         return f"skipped: needs 2 GPUs, this machine has {torch.cuda.device_count()}"
-    mp.spawn(_syncbn_worker, args=(2, _free_port(), tmp), nprocs=2, join=True)
-    a, b = (torch.load(f"{tmp}.{r}", weights_only=True) for r in range(2))
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_syncbn_worker, args=(2, _free_port(), f"{tmp}/stats"), nprocs=2, join=True)
+        a, b = (torch.load(f"{tmp}/stats.{r}", weights_only=True) for r in range(2))
     assert a and all(torch.equal(a[k], b[k]) for k in a), "running statistics differ between ranks"
     assert any(a[k].abs().sum() > 0 for k in a), "running statistics did not move"
     return f"PASS ({len(a)} branch running means equal on both ranks)"
 
 
-def run_checks(device: torch.device, out: str) -> list[list[str]]:
+def run_checks(device: torch.device) -> list[list[str]]:
     checks = [("NCCL init + all_reduce", check_nccl), ("AMP bf16 forward_multi step", lambda: check_amp(torch.bfloat16)),
               ("AMP fp16 + GradScaler step", lambda: check_amp(torch.float16)),
-              ("SyncBatchNorm, 2 processes", lambda: check_syncbn(out + ".syncbn"))]
+              ("SyncBatchNorm, 2 processes", check_syncbn)]
     rows = []
     for name, fn in checks:
         if device.type != "cuda":
@@ -283,33 +286,40 @@ def _compiled_row(i: int, config, args, deadline: float) -> list[str]:
 
 
 def run_throughput(device, args, deadline: float, compiled: bool) -> list[list[str]]:
-    """Rows of the eager configs (in this process) or of the compiled ones (one child process each)."""
-    rows = []
-    for i, spec in enumerate(models(args.tiny)):
-        model = None
-        for config in CONFIGS:
-            if config[0] != compiled or config[2] and not spec.cnn:
-                continue
-            if args.tiny and (i or compiled) and config[1:] != ("float32", False) or args.tiny and compiled and i:
-                continue  # tiny: every path once (bf16, channels_last and compile on the first model only)
-            label = [spec.name, "compile" if compiled else "eager", config[1], "yes" if config[2] else "",
-                     f"{spec.batch} x {spec.size}px"]
-            if compiled:
-                rows.append(label + _compiled_row(i, config, args, deadline))
-                continue
+    """Rows of the eager configs (in this process, model by model) or of the compiled ones (one
+    child process each, config by config: every model's bf16 row before any fp32 one)."""
+    specs = list(enumerate(models(args.tiny)))
+    configs = [c for c in CONFIGS if c[0] == compiled]
+
+    def keep(i: int, config) -> bool:
+        if args.tiny:  # every path once: bf16, channels_last and compile on the first model only
+            return (i == 0 and not compiled) or (config[1:] == ("float32", False) and (i == 0 or not compiled))
+        return not config[2] or specs[i][1].cnn
+    order = ([(i, c) for c in configs for i, _ in specs] if compiled else [(i, c) for i, _ in specs for c in configs])
+    rows, built = [], {}
+    for i, config in order:
+        spec = specs[i][1]
+        if not keep(i, config):
+            continue
+        label = [spec.name, "compile" if compiled else "eager", config[1], "yes" if config[2] else "",
+                 f"{spec.batch} x {spec.size}px"]
+        if compiled:
+            rows.append(label + _compiled_row(i, config, args, deadline))
+        else:
             try:
-                model = spec.make() if model is None else model
-                if isinstance(model, str):  # a skip reason
-                    rows.append(label + [model])
-                    break
-                rows.append(label + _measure(spec, config, model.to(device), args, device))
+                if i not in built:  # one model per spec for its eager rows
+                    built.clear()
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    built[i] = spec.make()
+                    if not isinstance(built[i], str):
+                        built[i] = built[i].to(device)
+                model = built[i]
+                rows.append(label + ([model] if isinstance(model, str) else _measure(spec, config, model, args, device)))
             except Exception as e:  # report the row, go on with the others
                 traceback.print_exc()
                 rows.append(label + [f"FAIL: {type(e).__name__}: {e}".splitlines()[0]])
-            print(f"  {' | '.join(rows[-1])}", file=sys.stderr, flush=True)
-        del model
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        print(f"  {' | '.join(rows[-1])}", file=sys.stderr, flush=True)
     return [r + [""] * (len(HEADERS) - len(r)) for r in rows]
 
 
@@ -352,7 +362,7 @@ def main(argv=None) -> int:
         lines.extend([f"## {title}", ""] + ([note, ""] if note else []) + [table, ""])
         print("\n".join(lines[-4:]), flush=True)
 
-    checks = run_checks(device, args.out)
+    checks = run_checks(device)
     section("CUDA checks", "", markdown_table(["check", "result"], checks, align="ll"))
     note = (f"{'tiny models, ' if args.tiny else ''}clips/s = batch / mean seconds per call over {args.repeats} "
             f"calls after {args.warmup} warm-up; bf16 = autocast; a train step runs every frame count "
