@@ -83,6 +83,7 @@ def interleaved(
     seed: int = 0,
     on_round: Callable[[int, dict[str, float]], None] | None = None,
     cpu: dict[str, list[float]] | None = None,
+    calls: int = 1,
 ) -> dict[str, list[float]]:
     """Time every function once per round, ``rounds`` times; returns ``{name: [wall seconds...]}``.
 
@@ -92,7 +93,9 @@ def interleaved(
     evenly). ``warmup`` rounds run first and are discarded. Garbage is collected
     between rounds, never inside a timed call. ``on_round(r, {name: s})`` is called
     after each timed round (for progress output). Pass a dict as ``cpu`` to also
-    get each call's process CPU seconds, ``{name: [...]}``, same order.
+    get each call's process CPU seconds, ``{name: [...]}``, same order. ``calls`` > 1
+    calls each function that many times in a row and keeps the fastest (wall and CPU
+    separately): bursts of other jobs then rarely reach the kept number.
     """
     if order not in ("shuffle", "rotate"):
         raise ValueError(f"order must be 'shuffle' or 'rotate', got {order!r}")
@@ -111,7 +114,8 @@ def interleaved(
         gc.collect()
         this, this_cpu = {}, {}
         for name in seq:
-            this[name], this_cpu[name] = time_once(fns[name], device)
+            times = [time_once(fns[name], device) for _ in range(max(1, calls))]
+            this[name], this_cpu[name] = min(t[0] for t in times), min(t[1] for t in times)
         if r >= 0:
             for name in names:
                 out[name].append(this[name])

@@ -121,6 +121,8 @@ def main(argv=None) -> list[dict]:
                     help="comma-separated BxTxS inputs (default: %(default)s)")
     ap.add_argument("--rounds", type=int, default=12, help="timed rounds (default: %(default)s)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed warm-up rounds (default: %(default)s)")
+    ap.add_argument("--calls", type=int, default=1,
+                    help="calls of each variant in a row per round, the fastest kept (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: %(default)s)")
     ap.add_argument("--device", default=None, help="cuda if available, else cpu")
     ap.add_argument("--no-train", action="store_true", help="eval rows only")
@@ -188,14 +190,16 @@ def main(argv=None) -> list[dict]:
 
     print(header_line(device, args.threads))
     print(f"{args.model}, {args.rounds} rounds (+{args.warmup} warm-up), every variant once per round in one "
-          f"shuffled order; {len(fns)} variants; seed {args.seed}{' [--quick]' if args.quick else ''}")
+          f"shuffled order{f' (fastest of {args.calls} calls in a row)' if args.calls > 1 else ''}; {len(fns)} "
+          f"variants; seed {args.seed}{' [--quick]' if args.quick else ''}")
     start, cpu = time.perf_counter(), {}
 
     def progress(r: int, _) -> None:
         print(f"  round {r + 1}/{args.rounds}, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
     wall = interleaved({k: _no_grad_if_eval(k, f) for k, f in fns.items()}, rounds=args.rounds,
-                       warmup=args.warmup, device=device, seed=args.seed, cpu=cpu, on_round=progress)
+                       warmup=args.warmup, device=device, seed=args.seed, cpu=cpu, on_round=progress,
+                       calls=args.calls)
     if device.type != "cpu":
         cpu = {}
     rows = [row for group in groups for row in _rows(group, wall, cpu)]
