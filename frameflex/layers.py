@@ -192,7 +192,9 @@ class FrameScale(nn.Module):
             return t
         if (torch.is_grad_enabled() and (t.requires_grad or w.requires_grad)) or torch.compiler.is_compiling():
             return t * _channel_factor(1 + w, t, self.dim, self.groups)
-        stamp = (t._version, t.data_ptr(), t.dtype, t.device, w._version, w.data_ptr())
+        # An inference-mode result is kept only for inference mode: autograd cannot save it.
+        stamp = (t._version, t.data_ptr(), t.dtype, t.device, w._version, w.data_ptr(),
+                 torch.is_inference_mode_enabled())
         hit = self._cache.get(key)
         if hit is not None and hit[0] == stamp and (hit[2] is None or hit[1]._version == hit[2]):
             return hit[1]

@@ -84,6 +84,18 @@ def test_the_cached_weight_follows_every_parameter_change(change):
         assert change == "write_to_result" or not torch.equal(w.float(), stale)
 
 
+def test_an_inference_mode_weight_is_not_reused_where_autograd_needs_it():
+    model = _adapted(nn.Conv2d(3, 4, 3)).eval().requires_grad_(False)  # frozen: the cache path with grad on
+    x = torch.randn(1, 3, 5, 5)
+    with ff.frames(model, 8):
+        with torch.inference_mode():
+            expected = model(x)
+        x.requires_grad_()
+        out = model(x)  # autograd saves the weight: it must not be an inference tensor
+        out.sum().backward()
+    assert torch.equal(out.detach(), expected) and x.grad is not None
+
+
 def test_copies_and_training_start_without_a_cache():
     model = _adapted(nn.Linear(5, 3)).eval()
     with ff.frames(model, 8), torch.no_grad():
