@@ -9,7 +9,7 @@ synthetic task (tiny TSM converted with FFN, ``frameflex demo``'s settings)
 with the same seeds, initial weights, videos and steps, and evaluated on the
 same held-out videos with the standard centre sampling.
 
-    python benchmarks/nested.py                 # 3 seeds, the README's table (2-core CPU: ~15 min)
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/nested.py    # 3 seeds, the README's table
     python benchmarks/nested.py --seeds 1 --steps 40 --test-videos 64   # a quick look
 """
 from __future__ import annotations
@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per model (default: the demo's)")
     parser.add_argument("--test-videos", type=int, default=None, help="held-out videos (default: the demo's)")
     parser.add_argument("--width", type=int, default=None, help="tsm_tiny width (default: the demo's)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: the demo's data worker takes the other core)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     kw = {k: v for k, v in (("steps", args.steps), ("test_videos", args.test_videos), ("width", args.width))
           if v is not None}
     cfg = DemoConfig(progress=False, **kw)
