@@ -340,3 +340,39 @@ def test_torchrun_two_processes_gloo_resume_continues_the_same_run(tmp_path):
     assert a["step"] == b["step"] == 4
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=1e-7)
+
+
+def test_run_on_mp4_and_webm_files_skips_and_counts_broken_ones(tmp_path, capsys):
+    from _videos import write_video
+
+    data = tmp_path / "videos"
+    data.mkdir()
+    names = ["a.mp4", "b.webm", "c.mp4", "d.webm", "e.mp4", "f.webm"]
+    for i, name in enumerate(names):
+        write_video(data / name, n=10 + i, height=36, width=48, seed=i)
+    (data / "broken.webm").write_bytes(b"\x1a\x45\xdf\xa3" + bytes(300))  # a webm header, then nothing
+    lines = [f"{name} {i % 2}" for i, name in enumerate(names)]
+    (tmp_path / "train.txt").write_text("\n".join(lines + ["broken.webm 1"]) + "\n")
+    (tmp_path / "val.txt").write_text("\n".join(lines[:4]) + "\n")
+    out = tmp_path / "run"
+    args = TINY + ["--list", str(tmp_path / "train.txt"), "--val-list", str(tmp_path / "val.txt"), "--root",
+                   str(data), "--frame-sets", "4", "8", "--epochs", "2", "--nested", "--out", str(out)]
+    assert train_main(args) == 0  # the broken file does not stop the run
+    captured = capsys.readouterr()
+    assert "2 classes, FFN at [4, 8] frames; 7 training videos" in captured.out
+    records = log_lines(out)
+    assert [r["skipped_videos"] for r in records] == [1, 1] and all(r["val"]["count"] == 4 for r in records)
+    assert "skipped 1 unreadable video" in captured.out
+    assert "skipped unreadable video: cannot open video " in captured.out + captured.err
+    assert "broken.webm" in captured.out + captured.err
+    # A missing file stops the run before it starts (a stat per video), unless --bad-videos skip.
+    (tmp_path / "train.txt").write_text("\n".join(lines + ["gone.mp4 1"]) + "\n")
+    args[args.index("--out") + 1] = str(tmp_path / "run2")
+    assert train_main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"frameflex train: error: 1 of the 7 videos of {tmp_path / 'train.txt'} are missing or empty, "
+                   f"e.g. {data / 'gone.mp4'} (line 7); fix the list or --root, or pass --bad-videos skip")
+    assert train_main(args + ["--bad-videos", "skip", "--epochs", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "--bad-videos skip: 1 of the 7 videos" in captured.out + captured.err
+    assert "6 training videos" in captured.out

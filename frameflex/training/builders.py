@@ -14,10 +14,11 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from ..checkpoints import load_state_dict, read_checkpoint
 from ..data import SyntheticMotion
-from ..datasets import VideoList, eval_transform, train_transform
+from ..datasets import VideoFiles, eval_transform, train_transform, video_dataset
 from ..models._recipe import Recipe
 from ..models._registry import create_model, get_spec
 from ..surgery import convert
@@ -84,13 +85,17 @@ def _datasets(cfg: TrainConfig, train_frames: tuple[int, ...], eval_frames: tupl
         val = SyntheticMotion(cfg.synthetic_val_videos, **common, frame_sets=eval_frames, train=False,
                               seed=cfg.seed + 1, transform=eval_transform(input_size, mean=mean, std=std))
         return train, val, classes
-    lists = dict(image_tmpl=cfg.image_tmpl, index_base=cfg.index_base)
-    train = VideoList(cfg.list, root=cfg.root, frame_sets=train_frames, train=True,
-                      transform=train_transform(input_size, mean, std, flip=cfg.flip), **lists)
+    # Videos that fail to decode mid-run are skipped and counted (skip_bad), never fatal.
+    lists = dict(image_tmpl=cfg.image_tmpl, index_base=cfg.index_base, backend=cfg.decoder, skip_bad=True)
+    train = video_dataset(cfg.list, root=cfg.root, frame_sets=train_frames, train=True, nested=cfg.nested,
+                          transform=train_transform(input_size, mean, std, flip=cfg.flip), **lists)
     val = None
     if cfg.val_list is not None:
-        val = VideoList(cfg.val_list, root=cfg.val_root or cfg.root, frame_sets=eval_frames, train=False,
-                        transform=eval_transform(input_size, mean=mean, std=std), **lists)
+        classes = getattr(train, "classes", None)  # Kinetics: the training set's class ids
+        val = video_dataset(cfg.val_list, root=cfg.val_root or cfg.root, frame_sets=eval_frames, train=False,
+                            transform=eval_transform(input_size, mean=mean, std=std), classes=classes, **lists)
+    for ds in (train, val):
+        _preflight(ds, cfg.bad_videos)
     classes = cfg.num_classes or max(train.num_classes, val.num_classes if val is not None else 0)
     for ds in (train, val):
         if ds is not None and ds.num_classes > classes:
@@ -98,6 +103,21 @@ def _datasets(cfg: TrainConfig, train_frames: tuple[int, ...], eval_frames: tupl
             raise UsageError(f"{ds.list_file}, line {record.line}: label {record.label} does not fit "
                              f"--num-classes {classes}")
     return train, val, classes
+
+
+def _preflight(ds: Dataset | None, bad_videos: str) -> None:
+    """Listed video files that are missing or empty: an error, or left out with a line saying so."""
+    missing = ds.missing() if isinstance(ds, VideoFiles) else []
+    if not missing:
+        return
+    what = (f"{len(missing)} of the {len(ds)} videos of {ds.list_file} are missing or empty, e.g. "
+            f"{missing[0].path} (line {missing[0].line})")
+    if bad_videos == "error":
+        raise UsageError(f"{what}; fix the list or --root, or pass --bad-videos skip")
+    ds.drop(missing)
+    if not len(ds):
+        raise UsageError(f"{what}: none left")
+    tqdm.write(f"--bad-videos skip: {what}; training without them")
 
 
 def _import_builder(spec: str) -> Callable[..., nn.Module]:

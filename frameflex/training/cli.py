@@ -44,14 +44,23 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     d = p.add_argument_group("data")
     d.add_argument("--list", default=None, metavar="FILE",
-                   help="training list, TSM format: 'frames_dir num_frames label' per line")
+                   help="training list: 'video.mp4 label' lines, 'frames_dir num_frames label' lines (JPEG "
+                        "frames), a Kinetics CSV or a Something-Something V2 JSON (recognised from the file)")
     d.add_argument("--root", default=None, metavar="DIR",
-                   help="folder of the frame folders (default: the list's folder)")
+                   help="folder the list's paths are relative to (default: the list's folder)")
     d.add_argument("--val-list", default=None, metavar="FILE", help="validation list (evaluated every epoch)")
     d.add_argument("--val-root", default=None, metavar="DIR", help="frame folders of --val-list (default: --root)")
     d.add_argument("--image-tmpl", default="{:05d}.jpg",
                    help="frame file names (default {:05d}.jpg, Something-Something; Kinetics: img_{:05d}.jpg)")
     d.add_argument("--index-base", type=int, default=1, help="number of the first frame file (default 1)")
+    d.add_argument("--decoder", choices=("auto", "torchcodec", "pyav"), default="auto",
+                   help="video file decoder (default: torchcodec if it loads, else PyAV)")
+    d.add_argument("--nested", action="store_true",
+                   help="nested sampling: the smaller frame counts take every 2nd/4th segment of the largest "
+                        "(one decode per video; default: FFN's independent draws)")
+    d.add_argument("--bad-videos", choices=("error", "skip"), default="error",
+                   help="listed videos that are missing or empty: stop before training (error, default) or "
+                        "leave them out (skip); videos that fail to decode mid-run are always skipped and counted")
     d.add_argument("--flip", action="store_true",
                    help="random horizontal flips (Kinetics; never for Something-Something: left/right are classes)")
     d.add_argument("--synthetic", action="store_true", help="train on frameflex.SyntheticMotion (smoke tests)")

@@ -43,6 +43,9 @@ class TrainConfig:
     val_root: str | None = None
     image_tmpl: str = "{:05d}.jpg"
     index_base: int = 1
+    decoder: str = "auto"  # video files: "auto", "torchcodec" or "pyav"
+    nested: bool = False  # the smaller frame counts reuse the largest one's segments (one decode)
+    bad_videos: str = "error"  # missing videos found before training: "error" or "skip"
     flip: bool = False
     synthetic: bool = False
     synthetic_videos: int = 64
@@ -99,6 +102,10 @@ class TrainConfig:
             raise UsageError("give either --frame-sets (FFN) or --frames (one frame count), not both")
         if self.frames is not None and self.adapters is not None:
             raise UsageError("--adapters needs --frame-sets: a single-frame-count model has no branches to adapt")
+        if self.bad_videos not in ("error", "skip"):
+            raise UsageError(f"--bad-videos must be error or skip, got {self.bad_videos!r}")
+        if self.decoder not in ("auto", "torchcodec", "pyav"):
+            raise UsageError(f"--decoder must be auto, torchcodec or pyav, got {self.decoder!r}")
         if self.amp not in (None, "bf16", "fp16", "none"):
             raise UsageError(f"--amp must be bf16, fp16 or none, got {self.amp!r}")
         if self.synthetic and (self.list is not None or self.val_list is not None):
@@ -106,7 +113,7 @@ class TrainConfig:
         if self.synthetic and self.flip:
             raise UsageError("--flip with --synthetic: a flip turns 'left' into 'right', the labels would lie")
         if not self.synthetic and self.list is None:
-            raise UsageError("no training data: give --list FILE (TSM list format) or --synthetic")
+            raise UsageError("no training data: give --list FILE (a video or frame list) or --synthetic")
         if self.frames is None and self.frame_sets is None and ":" in self.model:
             raise UsageError(f"--model {self.model}: give --frame-sets T T ... (FFN) or --frames T (one frame count)")
 

@@ -77,7 +77,8 @@ def train_one_epoch(
         scaler: a GradScaler for fp16; ``autocast_dtype`` runs the forward under autocast.
         clip_grad: max L2 norm of all gradients together (None: no clipping).
         sums: running ``{"loss", "ce", "kl_T"..., "n"}`` to add to (an epoch resumed
-            mid-way); updated in place and returned. ``n`` counts micro-batches.
+            mid-way); updated in place and returned. ``n`` counts micro-batches,
+            ``skipped`` the unreadable videos batches left out (``ClipBatch.skipped``).
         first_step: optimizer steps of this epoch already done (the progress bar's start).
         on_step: called with the number of this epoch's steps done after each step
             (``frameflex train`` writes its mid-epoch checkpoints there).
@@ -100,7 +101,13 @@ def train_one_epoch(
     steps = first_step
     model.train()
     try:
-        for i, (clips, labels) in enumerate(data_loader):
+        for i, batch in enumerate(data_loader):
+            clips, labels = batch
+            for bad in getattr(batch, "skipped", ()):  # unreadable videos (a skip_bad dataset): said, counted
+                tqdm.write(f"skipped unreadable video: {bad.error}")
+                sums["skipped"] = sums.get("skipped", 0.0) + 1
+            if not labels.numel():  # every video of the micro-batch was unreadable (its step, if final, too)
+                continue
             clips = {t: x.to(device, non_blocking=True) for t, x in clips.items()}
             labels = labels.to(device, non_blocking=True)
             final = (i + 1) % accum_steps == 0

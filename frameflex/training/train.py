@@ -228,6 +228,7 @@ def _run(cfg: TrainConfig, procs: Procs) -> int:
             keys = sorted(state["sums"])
             totals = dict(zip(keys, procs.sum([state["sums"][k] for k in keys])))
             n = totals.pop("n", 0.0) or 1.0
+            skipped = int(totals.pop("skipped", 0.0))
             score = sum(result["top1"].values()) / len(result["top1"]) if result is not None else None
             best = score is not None and (state["best_top1"] is None or score > state["best_top1"])
             state.update(epoch=epoch + 1, step_in_epoch=0, sums={})
@@ -235,9 +236,11 @@ def _run(cfg: TrainConfig, procs: Procs) -> int:
                 state.update(best_top1=score, best_epoch=epoch + 1)
             current_lr = lr * lr_factor(recipe, max(state["step"] - 1, 0) / steps_per_epoch)
             record: dict[str, Any] = {"epoch": epoch + 1, "step": state["step"], "lr": current_lr,
-                                      "seconds": round(seconds, 2), "train": {k: v / n for k, v in totals.items()}}
+                                      "seconds": round(seconds, 2), "train": {k: v / n for k, v in totals.items()},
+                                      "skipped_videos": skipped}
             lines = [f"epoch {epoch + 1}/{recipe.epochs}  step {state['step']}  "
-                     + "  ".join(f"{k} {v:.4f}" for k, v in record["train"].items()) + f"  ({seconds:.1f} s)"]
+                     + "  ".join(f"{k} {v:.4f}" for k, v in record["train"].items()) + f"  ({seconds:.1f} s)"
+                     + (f"  skipped {skipped} unreadable video{'s' * (skipped != 1)}" if skipped else "")]
             if result is not None:
                 record["val"] = {"top1": {str(t): v for t, v in result["top1"].items()},
                                  "top5": {str(t): v for t, v in result["top5"].items()},
