@@ -289,6 +289,9 @@ def _open(path: Path, name: str) -> VideoReader:
     return reader
 
 
+_INHERITED: list = []
+
+
 class VideoDecoder:
     """A per-process decoder for datasets: opens files lazily and keeps the last one open.
 
@@ -310,7 +313,8 @@ class VideoDecoder:
     def open(self, path: PathLike) -> VideoReader:
         """The reader of ``path``: the open one if it is the last file asked for."""
         path = Path(path)
-        if self._pid != os.getpid():  # a forked worker: never share the parent's file
+        if self._pid != os.getpid():  # a forked worker: never share the parent's file, nor tear it down here
+            _INHERITED.append(self._reader)  # (FFmpeg's state copied by fork is not ours to free)
             self._reader, self._pid = None, os.getpid()
         if self._reader is None or self._reader.path != path:
             self.close()
