@@ -29,7 +29,7 @@ _EXPORTS = {
     "create_model": "models._registry", "list_models": "models._registry", "get_spec": "models._registry",
     "save_pretrained": "hub", "from_pretrained": "hub", "push_to_hub": "hub",
     "segment_indices": "data", "uniform_indices": "data", "MultiFrameClips": "data", "collate_clips": "data",
-    "SyntheticMotion": "data",
+    "SyntheticMotion": "data", "SyntheticActions": "synthetic",
     **{name: "errors" for name in ("FrameflexError", "ArgumentError", "ArgumentTypeError", "ConversionError",
                                    "CheckpointError", "StateDictError", "NotFoundError", "UnknownKeyError",
                                    "DataError", "UsageError", "OverwriteError", "UntrustedCodeError")},
@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from .loss import FFNLoss
     from .models._registry import create_model, get_spec, list_models
     from .selection import forward_multi, frame_sets, frames, is_converted, set_frames
+    from .synthetic import SyntheticActions
     from .surgery import convert, norm_types, register_norm
     from .temporal import register_temporal
 

@@ -21,11 +21,11 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="train a tiny TSM at 16 frames vs with FFN on synthetic motion; print accuracy per frame count",
-        description="Train two tiny TSM models on SyntheticMotion with the same seed and number of steps: "
+        description="Train two tiny TSM models on SyntheticActions (16 motion classes) with the same seed and steps: "
         "one at 16 frames only, one with FFN (4/8/16). Prints top-1 at 4/8/16 and unseen frame counts.",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for init, data and sampling (default 0)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps per model (default 600; --quick: 12)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps per model (default 400; --quick: 12)")
     p.add_argument("--quick", action="store_true", help="a tiny budget (seconds) for smoke tests; numbers mean nothing")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--threads", type=int, default=None,

@@ -1,6 +1,6 @@
 """``frameflex demo``: the frame-count problem and FFN's fix, on a CPU in a few minutes.
 
-Two tiny TSM models are trained on :class:`~frameflex.data.SyntheticMotion`
+Two tiny TSM models are trained on :class:`~frameflex.synthetic.SyntheticActions`
 with the same seed, initial weights, videos and number of optimizer steps:
 
 - **single-H**: the usual recipe, trained at 16 frames only;
@@ -8,9 +8,11 @@ with the same seed, initial weights, videos and number of optimizer steps:
   count, adapters after each temporal shift) and trained on 4-, 8- and
   16-frame clips of every video at once with :class:`frameflex.FFNLoss`.
 
-The classes are motions in a slow and a fast version ("left slow", "left
-fast", ...), so the model must judge how far things move between two of its
-frames, and that distance grows as the frame count shrinks. Both models are
+The 16 classes need temporal order and detail (direction, speed, speeding up
+or slowing down, there and back, shaking fast or slowly, two objects
+approaching or separating), so the model must judge how far things move
+between two of its frames, and that distance grows as the frame count
+shrinks. Both models are
 evaluated at 4, 8 and 16 frames and at 6 and 12 frames, which neither was
 trained on. The single-H model loses accuracy away from 16 frames (the
 paper's "temporal frequency deviation"); the FFN model holds up.
@@ -26,11 +28,12 @@ import torch
 from torch import nn
 
 from . import _checks
-from .data import SyntheticMotion, collate_clips
+from .data import collate_clips
 from .evaluate import evaluate
 from .loss import FFNLoss
 from .models.tsm import TSM_ADAPTERS, tsm_tiny
 from .surgery import convert
+from .synthetic import SyntheticActions
 from .training.loop import MultiClipModel, train_one_epoch
 
 __all__ = ["DemoConfig", "run_demo", "format_table", "loader", "fit"]
@@ -44,15 +47,7 @@ class DemoConfig:
     steps: int = 400
     batch_size: int = 16
     lr: float = 3e-3
-    # The task, shared with benchmarks/reproduce.py and cascade.py: 4 directions x slow/fast.
-    num_classes: int = 8
-    paced: bool = True
-    # px per raw frame of the fast version (slow: / pace_ratio). At 2-3 px the 8-frame gap between
-    # the frames of a 4-frame clip wraps around the 32-px frame: fewer frames really tell less.
-    speed: tuple[float, float] = (2.0, 3.0)
-    noise: float = 0.03
-    clutter: float = 0.3
-    pace_ratio: float = 3.0
+    # The task (shared with benchmarks/reproduce.py and cascade.py) is SyntheticActions with its defaults.
     width: int = 16
     size: int = 32
     video_frames: int = 32
@@ -63,10 +58,13 @@ class DemoConfig:
     device: str = "auto"
     progress: bool = True
 
+    @property
+    def num_classes(self) -> int:
+        return SyntheticActions.num_classes
+
     def data_kw(self) -> dict:
-        """:class:`SyntheticMotion` arguments of the task."""
-        return dict(num_classes=self.num_classes, video_frames=self.video_frames, size=self.size, paced=self.paced,
-                    speed=self.speed, noise=self.noise, clutter=self.clutter, pace_ratio=self.pace_ratio)
+        """:class:`~frameflex.synthetic.SyntheticActions` arguments of the task (the rest are its defaults)."""
+        return dict(video_frames=self.video_frames, size=self.size)
 
     @classmethod
     def quick(cls, **kw) -> "DemoConfig":
@@ -82,7 +80,7 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def loader(dataset: SyntheticMotion, cfg: DemoConfig, train: bool) -> torch.utils.data.DataLoader:
+def loader(dataset: torch.utils.data.Dataset, cfg: DemoConfig, train: bool) -> torch.utils.data.DataLoader:
     """The demo's batches of ``dataset``: shuffled training batches, or test batches of 128 in order."""
     return torch.utils.data.DataLoader(
         dataset,
@@ -105,8 +103,8 @@ def fit(model: nn.Module, batches: torch.utils.data.DataLoader, cfg: DemoConfig,
 
     Example:
         >>> cfg = DemoConfig.quick()
-        >>> train_set = SyntheticMotion(8, frame_sets=(16,), train=True, **cfg.data_kw())
-        >>> seconds = fit(tsm_tiny(8, width=8), loader(train_set, cfg, train=True), cfg, torch.device("cpu"))
+        >>> train_set = SyntheticActions(8, frame_sets=(16,), train=True, **cfg.data_kw())
+        >>> seconds = fit(tsm_tiny(cfg.num_classes, width=8), loader(train_set, cfg, train=True), cfg, torch.device("cpu"))
     """
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
@@ -135,7 +133,7 @@ def run_demo(cfg: DemoConfig | None = None, log: Callable[[str], None] = print) 
     data_kw = cfg.data_kw()
 
     # Held-out split: other videos (another seed), centre sampling, every evaluated frame count.
-    test = SyntheticMotion(cfg.test_videos, frame_sets=cfg.eval_frames, train=False,
+    test = SyntheticActions(cfg.test_videos, frame_sets=cfg.eval_frames, train=False,
                            seed=cfg.seed + 1_000_000, **data_kw)
     test_batches = list(loader(test, cfg, train=False))
 
@@ -147,7 +145,7 @@ def run_demo(cfg: DemoConfig | None = None, log: Callable[[str], None] = print) 
         if name == "FFN":
             model = convert(model, frame_sets=frame_sets, adapters=[TSM_ADAPTERS], time_dim=2)
         model.to(device)
-        train = SyntheticMotion(cfg.steps * cfg.batch_size, frame_sets=frame_sets, train=True, seed=cfg.seed,
+        train = SyntheticActions(cfg.steps * cfg.batch_size, frame_sets=frame_sets, train=True, seed=cfg.seed,
                                 **data_kw)
         seconds[name] = fit(model, loader(train, cfg, train=True), cfg, device, desc=f"train {name}")
         top1 = evaluate(model, test_batches, cfg.eval_frames, progress=False)["top1"]
@@ -164,7 +162,7 @@ def format_table(results: dict[str, dict[int, float]], cfg: DemoConfig,
     trained = set(cfg.train_frames)
     high, low = max(cfg.train_frames), min(cfg.train_frames)
     lines = [
-        f"top-1 (%) on {cfg.test_videos} held-out SyntheticMotion videos ({cfg.num_classes} classes), "
+        f"top-1 (%) on {cfg.test_videos} held-out SyntheticActions videos ({cfg.num_classes} classes), "
         f"{cfg.steps} steps of batch {cfg.batch_size} per model, seed {cfg.seed}",
         "",
         f"{'frames':>8} | " + " | ".join(f"{n:>9}" for n in names),

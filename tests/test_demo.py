@@ -12,7 +12,7 @@ import torch
 import frameflex as ff
 from frameflex import demo
 from frameflex.cli import build_parser, main
-from frameflex.data import SyntheticMotion
+from frameflex.synthetic import SyntheticActions
 from frameflex.demo import DemoConfig, format_table, run_demo
 
 ROW = re.compile(r"^\s*(\d+)([ *]) \|\s+([\d.]+) \|\s+([\d.]+)$")
@@ -66,8 +66,8 @@ def test_the_table_is_the_measured_accuracy_of_both_models(monkeypatch):
         key = f"backbone.bn1.branches.{t}.running_mean"
         assert not torch.equal(ffn.state_dict()[key], ffn_start.state_dict()[key])
 
-    test = SyntheticMotion(cfg.test_videos, frame_sets=cfg.eval_frames, train=False, seed=cfg.seed + 1_000_000,
-                           **cfg.data_kw())
+    test = SyntheticActions(cfg.test_videos, frame_sets=cfg.eval_frames, train=False, seed=cfg.seed + 1_000_000,
+                             **cfg.data_kw())
     for name, model in (("single-H", single), ("FFN", ffn)):
         model.eval()
         with torch.no_grad():

@@ -20,14 +20,14 @@ def _module(name):
 
 def test_reproduce_writes_every_block_and_prints_the_claims(tmp_path, capsys):
     out = tmp_path / "r.json"
-    res = _module("reproduce")["main"](TINY + ["--seeds", "2", "--eval-frames", "2", "4", "6", "8", "12", "16", "20",
-                                              "--out", str(out)])
+    models = tmp_path / "models"
+    res = _module("reproduce")["main"](TINY + ["--seeds", "2", "--out", str(out), "--save-models", str(models)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(res))  # what is printed is what is saved
     assert res["frame_sets"] == [4, 8, 16] and res["seeds"] == 2
     for block in ("single_H", "separate", "ffn"):
         assert sorted(res["top1"][block], key=int) == ["4", "8", "16"]
     for block in ("nearest", "calibrated", "separate_nearest", "single_H"):
-        assert sorted(res["any_frame"][block], key=int) == ["2", "6", "12", "20"]
+        assert sorted(res["any_frame"][block], key=int) == ["2", "6", "12", "24"]
     for group in ("top1", "any_frame"):  # means where the layout puts them, std beside
         for block, row in res[group].items():
             assert row.keys() == res["std"][group][block].keys()
@@ -42,8 +42,18 @@ def test_reproduce_writes_every_block_and_prints_the_claims(tmp_path, capsys):
     assert res["top1"]["separate"]["16"] == res["top1"]["single_H"]["16"]
     text = capsys.readouterr().out
     assert "| frames |" in text and "| 2*" in text and "| 16 " in text
-    assert sum(line.startswith(("PASS: ", "FAIL: ")) for line in text.splitlines()) == 4
-    assert res["config"]["steps"] == 3 and res["wall_s"] > 0
+    assert sum(line.startswith(("PASS: ", "FAIL: ")) for line in text.splitlines()) == 5
+    assert res["config"]["steps"] == 3 and res["wall_s"] > 0 and res["cpu_s"] > 0
+    # the paired test is on the per-seed gaps
+    for t in ("4", "8", "16"):
+        gaps = [f - s for f, s in zip(res["per_seed"]["ffn"][t], res["per_seed"]["separate"][t])]
+        assert res["paired"]["ffn"][t]["gap"] == pytest.approx(statistics.fmean(gaps), abs=0.01)
+    assert sorted(res["paired"]["calibrated"], key=int) == ["2", "6", "12", "24"]
+    # the task is recorded, and ST stores three plain models where FFN stores one a little larger
+    assert res["task"]["task"] == "SyntheticActions" and res["task"]["classes"] == 16
+    p = res["params"]
+    assert p["separate"] == 3 * p["single_H"] and p["single_H"] < p["ffn"] < 1.2 * p["single_H"]
+    assert sorted(f.name for f in models.iterdir()) == ["ffn_seed0.safetensors", "ffn_seed1.safetensors"]
 
 
 def test_reproduce_plot_or_a_message(tmp_path, capsys):
@@ -74,6 +84,23 @@ def test_reproduce_rejects_bad_configs():
         main(TINY + ["--train-frames", "8", "4", "16"])
 
 
+def test_merge_of_seed_parts_is_the_run_over_all_seeds(tmp_path):
+    main = _module("reproduce")["main"]
+    args = TINY + ["--eval-frames", "4", "6", "8", "16"]
+    whole = main(args + ["--seeds", "2"])
+    main(args + ["--seeds", "1", "--out", str(tmp_path / "a.json")])
+    main(args + ["--seeds", "1", "--first-seed", "1", "--out", str(tmp_path / "b.json")])
+    merged = main(["--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    for key in ("top1", "any_frame", "std", "per_seed", "paired", "claims"):
+        assert merged[key] == whole[key], key
+    assert merged["config"]["seed_list"] == [0, 1]
+    main(TINY + ["--seeds", "1", "--steps", "2", "--out", str(tmp_path / "c.json")])
+    with pytest.raises(SystemExit, match="steps"):
+        main(["--merge", str(tmp_path / "a.json"), str(tmp_path / "c.json")])
+    with pytest.raises(SystemExit, match="twice"):
+        main(["--merge", str(tmp_path / "a.json"), str(tmp_path / "a.json")])
+
+
 def test_cascade_counts_every_frame_count_a_clip_ran(tmp_path, capsys):
     out = tmp_path / "c.json"
     res = _module("cascade")["main"](TINY + ["--seeds", "1", "--thresholds", "0", "0.5", "1", "--out", str(out)])
@@ -81,8 +108,9 @@ def test_cascade_counts_every_frame_count_a_clip_ran(tmp_path, capsys):
     g = {int(t): v for t, v in res["gmacs"].items()}
     assert g[4] < g[8] < g[16]
     assert res["cascade_frames"] == [[4, 8, 16], [8, 16]]
-    rows = {r["threshold"]: r for r in res["cascade"] if r["frames"] == [4, 8, 16]}
-    skip = {r["threshold"]: r for r in res["cascade"] if r["frames"] == [8, 16]}
+    assert {r["rule"] for r in res["cascade"]} == {"softmax", "temperature", "agree"}
+    rows = {r["threshold"]: r for r in res["cascade"] if r["frames"] == [4, 8, 16] and r["rule"] == "softmax"}
+    skip = {r["threshold"]: r for r in res["cascade"] if r["frames"] == [8, 16] and r["rule"] == "softmax"}
     assert skip[0.0]["top1"] == res["fixed"]["8"]["top1"] and skip[1.0]["top1"] == res["fixed"]["16"]["top1"]
     # threshold 0: every clip stops at L (cost of L); threshold 1: every clip runs L, M and H.
     assert rows[0.0]["stopped"] == {"4": 100.0, "8": 0.0, "16": 0.0}
@@ -92,14 +120,17 @@ def test_cascade_counts_every_frame_count_a_clip_ran(tmp_path, capsys):
     assert rows[1.0]["top1"] == res["fixed"]["16"]["top1"]  # all at H = fixed H
     assert rows[0.0]["top1"] == res["fixed"]["4"]["top1"]
     text = capsys.readouterr().out
-    assert "| fixed 16f" in text and "| 4>8>16 @ 0.5" in text and "| 8>16 @ 0.5" in text
+    assert "| fixed 16f" in text and "| softmax 4>8>16 @ 0.5" in text and "| temperature 8>16 @ 0.5" in text
+    # agreement: at threshold 1 only clips whose M and L predictions agree stop at M
+    agree = {r["threshold"]: r for r in res["cascade"] if r["frames"] == [4, 8, 16] and r["rule"] == "agree"}
+    assert agree[1.0]["stopped"]["4"] == 0.0 and agree[0.0]["stopped"]["4"] == 100.0
     assert any(line.startswith(("PASS: ", "FAIL: ")) for line in text.splitlines())
 
 
 def test_cascade_can_skip_the_lowest_count():
     res = _module("cascade")["main"](TINY + ["--seeds", "1", "--thresholds", "1", "--cascade-frames", "8", "16"])
     g = {int(t): v for t, v in res["gmacs"].items()}
-    (row,) = res["cascade"]
+    (row,) = [r for r in res["cascade"] if r["rule"] == "softmax"]
     assert res["cascade_frames"] == [[8, 16]] and set(row["stopped"]) == {"8", "16"}
     assert row["gmacs"]["mean"] == pytest.approx(g[8] + g[16], rel=1e-4)
     with pytest.raises(ValueError, match=r"cascade_frames \[8, 12\] must be distinct trained counts"):
@@ -116,10 +147,30 @@ def test_reproduce_replot_rebuilds_the_table_from_a_saved_run(tmp_path, capsys):
     assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")] == table
 
 
-def test_claims_count_gaps_within_seed_noise_or_one_clip_as_ties():
-    compare = _module("reproduce")["compare"]
-    cell = lambda mean, std: {"mean": mean, "std": std}  # noqa: E731
-    assert compare(cell(99.8, 0.0), cell(99.9, 0.1), 3, 512)[1] == "="  # one clip of 512 at the ceiling
-    assert compare(cell(90.0, 0.5), cell(95.0, 0.5), 3, 512)[1] == "<"
-    assert compare(cell(70.0, 7.5), cell(56.0, 21.4), 3, 512)[1] == "="  # 3 seeds this spread prove nothing
-    assert compare(cell(70.0, 1.0), cell(56.0, 2.0), 3, 512) == (14.0, ">")
+def test_paired_test_over_seeds():
+    paired = _module("reproduce")["paired"]
+    # a steady 2-point gain over 5 seeds is significant; the same mean with a wild spread is not
+    steady = paired([72, 70, 75, 71, 74], [70, 68, 73, 69, 72], 512)
+    assert steady["gap"] == 2.0 and steady["verdict"] == ">" and steady["p"] == 0.0
+    wild = paired([80, 60, 75, 61, 76], [70, 68, 73, 69, 62], 512)
+    assert wild["gap"] == 2.0 and wild["verdict"] == "=" and wild["p"] > 0.5
+    assert paired([70, 71, 69], [80, 80.5, 79], 512)["verdict"] == "<"
+    assert paired([99.81, 99.81, 99.81], [100, 100, 100], 512)["verdict"] == "="  # one clip of 512 at the ceiling
+    # Student's t: the textbook two-sided 5% and 1% critical values for 4 degrees of freedom
+    cdf = _module("reproduce")["_t_cdf"]
+    assert cdf(2.7764451, 4) == pytest.approx(0.975, abs=1e-6) and cdf(-4.6040949, 4) == pytest.approx(0.005, abs=1e-6)
+    r = paired([3.0, 1.0, 4.0, 1.0, 5.0], [0.0, 0.0, 1.0, 0.0, 1.0], 100)  # gaps 3 1 3 1 4: t = 4.0
+    assert r["t"] == 4.0 and 0.01 < r["p"] < 0.05 and r["verdict"] == ">"
+
+
+def test_cascade_loads_the_models_reproduce_saved(tmp_path):
+    models = tmp_path / "models"
+    args = TINY + ["--seeds", "1", "--eval-frames", "4", "8", "16"]
+    rep = _module("reproduce")["main"](args + ["--save-models", str(models)])
+    res = _module("cascade")["main"](args + ["--models", str(models), "--thresholds", "0.5", "--plot",
+                                             str(tmp_path / "c.png"), "--out", str(tmp_path / "c.json"),
+                                             "--reproduce", str(tmp_path / "none.json")])
+    assert res["train_s"] == [0.0]  # loaded, not trained
+    assert {t: v["top1"]["mean"] for t, v in res["fixed"].items()} == rep["top1"]["ffn"]
+    with pytest.raises(SystemExit, match="ffn_seed1"):
+        _module("cascade")["main"](args + ["--models", str(models), "--first-seed", "1"])
