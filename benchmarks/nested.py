@@ -22,7 +22,7 @@ import time
 import torch
 
 import frameflex as ff
-from frameflex.data import SyntheticMotion
+from frameflex.synthetic import SyntheticActions
 from frameflex.demo import DemoConfig, fit, loader
 from frameflex.evaluate import evaluate
 from frameflex.models.tsm import TSM_ADAPTERS, tsm_tiny
@@ -36,13 +36,13 @@ def run(cfg: DemoConfig, seeds: list[int]) -> dict[str, dict[int, list[float]]]:
     frames = tuple(cfg.train_frames)
     for seed in seeds:
         cfg.seed = seed
-        test = SyntheticMotion(cfg.test_videos, frame_sets=frames, train=False, seed=seed + 1_000_000, **cfg.data_kw())
+        test = SyntheticActions(cfg.test_videos, frame_sets=frames, train=False, seed=seed + 1_000_000, **cfg.data_kw())
         test_batches = list(loader(test, cfg, train=False))
         for mode in MODES:
             torch.manual_seed(seed)  # same initial weights for both modes
             model = ff.convert(tsm_tiny(cfg.num_classes, width=cfg.width), frame_sets=frames,
                                adapters=[TSM_ADAPTERS], time_dim=2)
-            train = SyntheticMotion(cfg.steps * cfg.batch_size, frame_sets=frames, train=True, seed=seed,
+            train = SyntheticActions(cfg.steps * cfg.batch_size, frame_sets=frames, train=True, seed=seed,
                                     **cfg.data_kw())
             train.clips.nested = mode == "nested"
             fit(model, loader(train, cfg, train=True), cfg, torch.device("cpu"), desc=f"seed {seed} {mode}")

@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import frameflex as ff  # noqa: E402
 from frameflex import demo  # noqa: E402
-from frameflex.data import SyntheticMotion  # noqa: E402
+from frameflex.synthetic import SyntheticActions  # noqa: E402
 from frameflex.evaluate import evaluate  # noqa: E402
 from frameflex.models.tsm import TSM_ADAPTERS, tsm_tiny  # noqa: E402
 
@@ -81,7 +81,7 @@ FAMILIES = {
 
 def run(cfg: demo.DemoConfig, families, log=print) -> dict:
     device = demo._device(cfg.device)
-    test = SyntheticMotion(cfg.test_videos, frame_sets=cfg.eval_frames, train=False,
+    test = SyntheticActions(cfg.test_videos, frame_sets=cfg.eval_frames, train=False,
                            seed=cfg.seed + 1_000_000, **cfg.data_kw())
     test_batches = list(demo.loader(test, cfg, train=False))
     out = {"top1": {}, "train_s": {}}
@@ -92,7 +92,7 @@ def run(cfg: demo.DemoConfig, families, log=print) -> dict:
             torch.manual_seed(cfg.seed)
             model = ff.convert(build(cfg.num_classes, cfg), sets, adapters=adapters if name == "FFN" else None,
                                time_dim=time_dim).to(device)
-            train = SyntheticMotion(cfg.steps * cfg.batch_size, frame_sets=sets, train=True, seed=cfg.seed,
+            train = SyntheticActions(cfg.steps * cfg.batch_size, frame_sets=sets, train=True, seed=cfg.seed,
                                     **cfg.data_kw())
             loader = demo.loader(train, cfg, train=True)
             seconds = demo.fit(model, PixelValues(loader) if btchw else loader, cfg, device, desc=f"{family} {name}")
@@ -129,7 +129,7 @@ def main(argv=None) -> None:
     result = run(cfg, args.families)
     result["wall_s"] = round(time.perf_counter() - start, 1)
     result["config"] = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("progress", "device")}
-    print(f"\ntop-1 (%) on {cfg.test_videos} held-out SyntheticMotion videos, {cfg.steps} steps of batch "
+    print(f"\ntop-1 (%) on {cfg.test_videos} held-out SyntheticActions videos, {cfg.steps} steps of batch "
           f"{cfg.batch_size} per model, seed {cfg.seed}; * = no model trained at that count\n")
     print(markdown(result, cfg))
     print(f"\nwall time {result['wall_s']:.0f} s, torch {torch.__version__}, {os.cpu_count()} CPU cores")
