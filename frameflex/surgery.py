@@ -85,7 +85,8 @@ def convert(
     variants. InstanceNorm and frozen BatchNorm stay shared. Each norm becomes one
     :class:`FrameNorm` (placed at every parent if the norm is shared); the original
     module object becomes the largest frame count's branch, so its parameters,
-    device, dtype and mode survive.
+    device, dtype and mode survive. Video transformers (:func:`register_temporal`)
+    also get a temporal position table per frame count.
 
     Args:
         frame_sets: the trained frame counts, e.g. ``[4, 8, 16]``.
@@ -96,7 +97,9 @@ def convert(
             name ends in Block, Bottleneck, Residual or Layer (with its k and v
             siblings when q, k, v are separate layers).
         time_dim: if given, every call picks its branch from ``x.shape[time_dim]``
-            (e.g. 2 for (B, C, T, H, W)); otherwise use :func:`set_frames`.
+            (e.g. 2 for (B, C, T, H, W)); otherwise use :func:`set_frames`. Found
+            when the root is a registered video transformer family or a transformers
+            class wrapping one: 1 for ``pixel_values`` (B, T, C, H, W).
         inplace: convert ``model`` itself (default) or a deep copy.
 
     Returns the converted model (a new object only when the root itself is replaced,
