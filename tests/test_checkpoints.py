@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SharedNormNet, build, clip, randomize_norms
+from _models import SharedNormNet, build, clip, randomize_norms
 from safetensors.torch import save_model
 
 import frameflex as ff

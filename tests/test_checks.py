@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SharedNormNet
+from _models import SharedNormNet
 
 import frameflex as ff
 from frameflex import _checks

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import clip, trained_like
+from _models import clip, trained_like
 from torch import nn
 
 import frameflex as ff

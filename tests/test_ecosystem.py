@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import SharedNormNet, clip, randomize_norms
+from _models import SharedNormNet, clip, randomize_norms
 from torch import nn
 
 import frameflex as ff

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import build, clip
+from _models import build, clip
 
 import frameflex as ff
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SharedNormNet, randomize_norms
+from _models import SharedNormNet, randomize_norms
 from transformers.modeling_outputs import ImageClassifierOutput
 
 import frameflex as ff

@@ -6,7 +6,7 @@ import copy
 import pytest
 import timm
 import torch
-from conftest import ZOO, SharedNormNet, build, clip
+from _models import ZOO, SharedNormNet, build, clip
 from torch import nn
 
 import frameflex as ff
