@@ -1,6 +1,7 @@
 """frameflex train (frameflex.training): FFN runs on synthetic and JPEG-frame data, exact resumes, torchrun, --init, clear errors."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -300,6 +301,29 @@ def test_bad_inputs_exit_2_with_one_line_naming_the_problem(tmp_path, capsys, pr
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("frameflex train: error: ")
     assert expected.format(data=data) in err
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--batch-size", "0"], "--batch-size must be a positive int, got 0"),
+    (["--frame-sets", "4", "8", "4"], "--frame-sets has duplicate frame counts [4]: [4, 8, 4]"),
+    (["--kl-weight", "-1"], "--kl-weight must be >= 0, got -1.0"),
+    (["--frames", "8", "--adapters", "auto"], "--adapters needs --frame-sets"),
+    (["--list", "x.txt"], "give either --list/--val-list or --synthetic, not both"),
+])
+def test_bad_settings_are_refused_before_anything_runs(tmp_path, capsys, flags, expected):
+    assert train_main(SYNTH + flags + ["--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"frameflex train: error: {expected}\n" or (err.count("\n") == 1 and expected in err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_config_is_checked_when_built_and_never_changed():
+    cfg = training.TrainConfig(model="tsm_tiny", synthetic=True)
+    with pytest.raises(training.UsageError, match="--lr must be positive"):
+        dataclasses.replace(cfg, lr=0.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.amp = "bf16"  # the run derives its defaults (amp from the device) without touching the config
+    assert cfg.ffn and cfg.to_dict()["eval_frames"] is None
 
 
 def test_recipes_are_the_official_numbers():

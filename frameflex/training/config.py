@@ -5,7 +5,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UsageError
+from .. import _checks
+from ..errors import ArgumentError, ArgumentTypeError, UsageError
 
 __all__ = ["TrainConfig", "UsageError"]
 
@@ -23,7 +24,7 @@ class TrainConfig:
         >>> dataclasses.replace(cfg, batch_size=0)
         Traceback (most recent call last):
         ...
-        frameflex.errors.UsageError: --batch-size must be positive, got 0
+        frameflex.errors.UsageError: --batch-size must be a positive int, got 0
     """
 
     # model
@@ -82,22 +83,25 @@ class TrainConfig:
         def flag(name: str) -> str:
             return "--" + name.replace("_", "-")
 
-        for name in ("batch_size", "accum_steps", "epochs", "threads", "input_size", "num_classes",
-                     "synthetic_videos", "synthetic_val_videos", "lr", "frames"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise UsageError(f"{flag(name)} must be positive, got {value}")
-        for name in ("workers", "save_every", "weight_decay", "warmup_epochs", "dropout", "drop_path",
-                     "label_smoothing", "kl_weight", "clip_grad"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise UsageError(f"{flag(name)} must be >= 0, got {value}")
-        for name in ("frame_sets", "eval_frames", "lr_steps"):
-            values = getattr(self, name)
-            if values is not None and (not values or any(v <= 0 for v in values)):
-                raise UsageError(f"{flag(name)} must be positive, got {list(values)}")
-            if name != "lr_steps" and values is not None and len(set(values)) != len(values):
-                raise UsageError(f"{flag(name)} has duplicates: {list(values)}")
+        try:  # the package's one set of argument checks, reported as a CLI error
+            for name in ("batch_size", "accum_steps", "epochs", "threads", "input_size", "num_classes",
+                         "synthetic_videos", "synthetic_val_videos", "frames"):
+                if getattr(self, name) is not None:
+                    _checks.positive_int(getattr(self, name), flag(name))
+            for name in ("workers", "save_every", "weight_decay", "warmup_epochs", "dropout", "drop_path",
+                         "label_smoothing", "kl_weight", "clip_grad"):
+                if getattr(self, name) is not None:
+                    _checks.nonnegative(getattr(self, name), flag(name))
+            for name in ("frame_sets", "eval_frames"):
+                if getattr(self, name) is not None:
+                    _checks.frame_sets(getattr(self, name), flag(name))
+            if self.lr_steps is not None:
+                for step in self.lr_steps:
+                    _checks.positive_int(step, "--lr-steps entry")
+            if self.lr is not None and not self.lr > 0:
+                raise ArgumentError(f"--lr must be positive, got {self.lr}")
+        except (ArgumentError, ArgumentTypeError) as e:
+            raise UsageError(str(e)) from None
         if self.frames is not None and self.frame_sets is not None:
             raise UsageError("give either --frame-sets (FFN) or --frames (one frame count), not both")
         if self.frames is not None and self.adapters is not None:
