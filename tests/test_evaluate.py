@@ -211,7 +211,7 @@ def test_main_exits_non_zero_on_missing_model_frames_or_labels(videos, tmp_path,
     assert main([str(folder), "--arch", "tea_r50", "--list", str(videos), "--root", frames]) == 2
     assert "--arch tea_r50 was given, but " in capsys.readouterr().err
     assert main([str(folder), "--list", str(videos), "--batch-size", "0"]) == 2
-    assert "--batch-size must be positive, got 0" in capsys.readouterr().err
+    assert "--batch-size must be a positive int, got 0" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -107,14 +107,15 @@ def run(args: argparse.Namespace) -> int:
     from ..layers import nearest_frames
     from ..models._registry import IMAGENET_MEAN, IMAGENET_STD, get_spec, list_models
 
-    for name in ("batch_size", "threads", "limit", "input_size", "resize", "clips"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            return _fail(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if args.workers < 0:
-        return _fail(f"--workers must be >= 0, got {args.workers}")
-    if args.frames is not None and any(t <= 0 for t in args.frames):
-        return _fail(f"--frames must be positive, got {args.frames}")
+    try:  # the package's one set of argument checks
+        for name in ("batch_size", "threads", "limit", "input_size", "resize", "clips"):
+            if getattr(args, name) is not None:
+                _checks.positive_int(getattr(args, name), f"--{name.replace('_', '-')}")
+        _checks.nonnegative(args.workers, "--workers")
+        if args.frames is not None:
+            _checks.frame_sets(args.frames, "--frames")
+    except ValueError as e:
+        return _fail(e)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
