@@ -1,7 +1,8 @@
 """How long do `import frameflex` and `frameflex --help` take? Each is timed in fresh interpreters.
 
-- ``import frameflex``: the time of ``import frameflex`` after ``import torch`` (target <= 0.5 s), and of
-  reaching the core API afterwards (``ff.convert``, ``ff.FFNLoss``, ``ff.create_model``, ...).
+- ``import frameflex``: the time of ``import frameflex`` after ``import torch`` (target <= 0.5 s; names are
+  imported on first use), then of reaching the core API (``ff.convert``, ``ff.FFNLoss``, ``ff.create_model``
+  ...), then of every other public name (the Hub functions import huggingface_hub).
 - ``frameflex --help`` and every subcommand's ``--help``: the whole process, interpreter start included
   (target <= 1 s), and whether torch was imported (it must not be).
 
@@ -36,7 +37,9 @@ import frameflex as ff
 t2 = time.perf_counter()
 ff.convert, ff.FFNLoss, ff.specialize, ff.load_state_dict, ff.create_model, ff.forward_multi
 t3 = time.perf_counter()
-print(t1 - t0, t2 - t1, t3 - t2)
+[getattr(ff, name) for name in ff.__all__]  # the Hub and profile too: huggingface_hub, the flop counter
+t4 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
 """
 
 HELP_PROBE = """
@@ -65,16 +68,16 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from frameflex.cli import build_parser
+    from frameflex.cli import _SUBCOMMANDS
 
-    commands = [[], *[[name] for name in build_parser()._subparsers._group_actions[0].choices]]
-    torch_s, frameflex_s, api_s = [], [], []
+    commands = [[], *[[name] for name in _SUBCOMMANDS]]
+    torch_s, frameflex_s, api_s, rest_s = [], [], [], []
     help_s: dict[str, list[float]] = {" ".join(["frameflex", *c, "--help"]): [] for c in commands}
     help_torch: dict[str, bool] = {}
     for _ in range(args.repeats):
         _, line = _run(["-c", IMPORT_PROBE])
-        t, f, a = map(float, line.split())
-        torch_s.append(t), frameflex_s.append(f), api_s.append(a)
+        t, f, a, r = map(float, line.split())
+        torch_s.append(t), frameflex_s.append(f), api_s.append(a), rest_s.append(r)
         for c, key in zip(commands, help_s):
             wall, line = _run(["-c", HELP_PROBE, *c, "--help"])
             help_s[key].append(wall)
@@ -87,6 +90,7 @@ def main() -> None:
     print(f"| import torch | {med(torch_s):.3f} | |")
     print(f"| import frameflex (after torch) | {med(frameflex_s):.3f} | <= 0.5 |")
     print(f"| then ff.convert, ff.FFNLoss, ff.create_model ... | {med(api_s):.3f} | |")
+    print(f"| then every other public name (ff.save_pretrained, ff.profile ...) | {med(rest_s):.3f} | |")
     for key, times in help_s.items():
         print(f"| {key} (whole process{', imports torch!' if help_torch[key] else ''}) | {med(times):.3f} | <= 1 |")
 

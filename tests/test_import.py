@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import frameflex as ff
+from frameflex.cli import _SUBCOMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "timm", "torchvision", "huggingface_hub", "PIL", "transformers", "av")
@@ -31,6 +32,12 @@ def test_import_frameflex_imports_nothing_heavy():
 def test_the_core_api_needs_torch_only():
     assert _loaded_after("import frameflex as ff\nff.convert, ff.FFNLoss, ff.specialize, ff.load_state_dict, "
                          "ff.create_model, ff.cascade") == ["torch"]
+
+
+@pytest.mark.parametrize("argv", [["--help"], *[[name, "--help"] for name in _SUBCOMMANDS]])
+def test_help_does_not_import_torch(argv):
+    code = f"from frameflex.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
+    assert _loaded_after(code) == []
 
 
 def test_timm_norms_are_found_once_timm_is_imported():
