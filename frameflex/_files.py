@@ -39,7 +39,7 @@ def write_atomically(writers: Mapping[Path, Callable[[Path], None]]) -> None:
     kill while writing leaves the old files as they were; temporary files are
     removed on failure (and, after a kill, by the next write to that folder).
 
-    >>> write_atomically({Path("out/a.json"): lambda p: p.write_text("{}")})
+    >>> write_atomically({Path("out/a.json"): lambda p: p.write_text("{}")})  # doctest: +SKIP
     """
     done: dict[Path, Path] = {}
     try:
@@ -75,7 +75,7 @@ def _check_file(path: Path, what: str) -> None:
 def read_text(path: str | os.PathLike, what: str = "file") -> str:
     """The text of a UTF-8 file (a byte-order mark is dropped); errors name the file and the byte.
 
-    >>> read_text("classes.txt", "class names file").splitlines()
+    >>> read_text("classes.txt", "class names file").splitlines()  # doctest: +SKIP
     """
     path = Path(path)
     _check_file(path, what)

@@ -60,7 +60,7 @@ class ImportedCheckpoint(dict):
         With another ``num_classes`` the classifier is new (freshly initialised, named
         in a warning) and every other tensor is loaded: fine-tuning to a new dataset.
 
-        >>> model = ff.import_checkpoint("TSM_kinetics.pth", arch="tsm_r50").create_model(num_classes=174)
+        >>> model = ff.import_checkpoint("TSM_kinetics.pth", arch="tsm_r50").create_model(num_classes=174)  # doctest: +SKIP
         """
         n = self.num_classes if num_classes is None else num_classes
         model = create_model(self.arch, num_classes=n, frame_sets=self.frame_sets, **kwargs)

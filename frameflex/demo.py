@@ -104,7 +104,7 @@ def fit(model: nn.Module, batches: torch.utils.data.DataLoader, cfg: DemoConfig,
     Example:
         >>> cfg = DemoConfig.quick()
         >>> train_set = SyntheticActions(8, frame_sets=(16,), train=True, **cfg.data_kw())
-        >>> seconds = fit(tsm_tiny(cfg.num_classes, width=8), loader(train_set, cfg, train=True), cfg, torch.device("cpu"))
+        >>> seconds = fit(tsm_tiny(cfg.num_classes, width=8), loader(train_set, cfg, train=True), cfg, torch.device("cpu"))  # doctest: +SKIP
     """
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
@@ -119,9 +119,9 @@ def run_demo(cfg: DemoConfig | None = None, log: Callable[[str], None] = print) 
 
     Returns ``{"single-H": {T: acc}, "FFN": {T: acc}}``, accuracies in [0, 1].
 
-    Example:
-        >>> results = run_demo(DemoConfig.quick(progress=False), log=lambda s: None)
-        >>> sorted(results), sorted(results["FFN"])
+    Example (minutes of training; tests/test_demo.py runs it):
+        >>> results = run_demo(DemoConfig.quick(progress=False), log=lambda s: None)  # doctest: +SKIP
+        >>> sorted(results), sorted(results["FFN"])  # doctest: +SKIP
         (['FFN', 'single-H'], [4, 6, 8, 12, 16])
     """
     cfg = cfg or DemoConfig()

@@ -431,7 +431,7 @@ def example_clip(model: nn.Module, frames: int, size: int, channels: int = 3, **
     """A random clip of batch 1 in ``model``'s layout: (1, C, T, S, S), or (1, T, C, S, S)
     for a model that takes ``pixel_values`` (see :func:`default_time_dim`).
 
-    >>> example_clip(videomae, 8, 224).shape
+    >>> example_clip(videomae, 8, 224).shape  # doctest: +SKIP
     torch.Size([1, 8, 3, 224, 224])
     """
     shape = (1, frames, channels, size, size) if default_time_dim(model) == 1 else (1, channels, frames, size, size)
