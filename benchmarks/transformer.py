@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import frameflex as ff  # noqa: E402
 from frameflex import demo  # noqa: E402
+from frameflex.data import SyntheticMotion  # noqa: E402
 from frameflex.synthetic import SyntheticActions  # noqa: E402
 from frameflex.evaluate import evaluate  # noqa: E402
 from frameflex.models.tsm import TSM_ADAPTERS, tsm_tiny  # noqa: E402
@@ -79,10 +80,16 @@ FAMILIES = {
 }
 
 
-def run(cfg: demo.DemoConfig, families, log=print) -> dict:
+# --task motion: the demo's earlier task, 8 classes (4 directions x slow/fast) of SyntheticMotion.
+MOTION = dict(num_classes=8, video_frames=32, size=32, paced=True, speed=(2.0, 3.0), noise=0.03, clutter=0.3,
+              pace_ratio=3.0)
+
+
+def run(cfg: demo.DemoConfig, families, log=print, task: str = "actions") -> dict:
+    dataset, kw = (SyntheticMotion, MOTION) if task == "motion" else (SyntheticActions, cfg.data_kw())
+    classes = kw["num_classes"] if task == "motion" else cfg.num_classes
     device = demo._device(cfg.device)
-    test = SyntheticActions(cfg.test_videos, frame_sets=cfg.eval_frames, train=False,
-                           seed=cfg.seed + 1_000_000, **cfg.data_kw())
+    test = dataset(cfg.test_videos, frame_sets=cfg.eval_frames, train=False, seed=cfg.seed + 1_000_000, **kw)
     test_batches = list(demo.loader(test, cfg, train=False))
     out = {"top1": {}, "train_s": {}}
     high = max(cfg.train_frames)
@@ -90,10 +97,9 @@ def run(cfg: demo.DemoConfig, families, log=print) -> dict:
         build, adapters, time_dim, btchw = FAMILIES[family]
         for name, sets in (("single-H", (high,)), ("FFN", tuple(cfg.train_frames))):
             torch.manual_seed(cfg.seed)
-            model = ff.convert(build(cfg.num_classes, cfg), sets, adapters=adapters if name == "FFN" else None,
+            model = ff.convert(build(classes, cfg), sets, adapters=adapters if name == "FFN" else None,
                                time_dim=time_dim).to(device)
-            train = SyntheticActions(cfg.steps * cfg.batch_size, frame_sets=sets, train=True, seed=cfg.seed,
-                                    **cfg.data_kw())
+            train = dataset(cfg.steps * cfg.batch_size, frame_sets=sets, train=True, seed=cfg.seed, **kw)
             loader = demo.loader(train, cfg, train=True)
             seconds = demo.fit(model, PixelValues(loader) if btchw else loader, cfg, device, desc=f"{family} {name}")
             batches = PixelValues(test_batches) if btchw else test_batches
@@ -119,6 +125,8 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="a few steps: checks that it runs, numbers mean nothing")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps per model (default: the demo's)")
     p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    p.add_argument("--task", default="actions", choices=["actions", "motion"],
+                   help="actions: the demo's SyntheticActions (default); motion: 8-class SyntheticMotion")
     p.add_argument("--out", default=None, help="write the results as JSON here")
     args = p.parse_args(argv)
     cfg = demo.DemoConfig.quick(progress=False) if args.quick else demo.DemoConfig(progress=False)
@@ -126,10 +134,10 @@ def main(argv=None) -> None:
         cfg = dataclasses.replace(cfg, steps=args.steps)
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - cfg.workers))
     start = time.perf_counter()
-    result = run(cfg, args.families)
+    result = run(cfg, args.families, task=args.task)
     result["wall_s"] = round(time.perf_counter() - start, 1)
     result["config"] = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("progress", "device")}
-    print(f"\ntop-1 (%) on {cfg.test_videos} held-out SyntheticActions videos, {cfg.steps} steps of batch "
+    print(f"\ntop-1 (%) on {cfg.test_videos} held-out {'SyntheticMotion' if args.task == 'motion' else 'SyntheticActions'} videos, {cfg.steps} steps of batch "
           f"{cfg.batch_size} per model, seed {cfg.seed}; * = no model trained at that count\n")
     print(markdown(result, cfg))
     print(f"\nwall time {result['wall_s']:.0f} s, torch {torch.__version__}, {os.cpu_count()} CPU cores")
