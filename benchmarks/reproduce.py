@@ -266,13 +266,14 @@ def _t_cdf(t: float, df: int) -> float:
 def paired(a: list[float], b: list[float], test_videos: int) -> dict:
     """Mean of ``a - b`` over seeds, paired t statistic, two-sided p and the verdict.
 
-    ``">"`` / ``"<"``: significant at 5% (needs >= 2 seeds) and more than one test clip
-    (``100 / test_videos`` points) apart; otherwise ``"="``, a tie.
+    ``">"`` / ``"<"``: significant at 5% and more than one test clip (``100 / test_videos``
+    points) apart; otherwise ``"="``, a tie. One seed: more than one clip apart decides.
     """
     d = [x - y for x, y in zip(a, b, strict=True)]
     gap = statistics.fmean(d)
-    if len(d) < 2:
-        return {"gap": round(gap, 2), "t": None, "p": None, "verdict": "="}
+    if len(d) < 2:  # no spread to test against: only the one-clip rule
+        verdict = "=" if abs(gap) <= 100.0 / test_videos else (">" if gap > 0 else "<")
+        return {"gap": round(gap, 2), "t": None, "p": None, "verdict": verdict}
     sd = statistics.stdev(d)
     t = gap / (sd / math.sqrt(len(d))) if sd > 0 else (math.inf if gap > 0 else -math.inf if gap < 0 else 0.0)
     p = 2 * (1 - _t_cdf(abs(t), len(d) - 1))

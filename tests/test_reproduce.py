@@ -156,6 +156,7 @@ def test_paired_test_over_seeds():
     assert wild["gap"] == 2.0 and wild["verdict"] == "=" and wild["p"] > 0.5
     assert paired([70, 71, 69], [80, 80.5, 79], 512)["verdict"] == "<"
     assert paired([99.81, 99.81, 99.81], [100, 100, 100], 512)["verdict"] == "="  # one clip of 512 at the ceiling
+    assert paired([42.6], [79.1], 512)["verdict"] == "<" and paired([79.0], [79.1], 512)["verdict"] == "="
     # Student's t: the textbook two-sided 5% and 1% critical values for 4 degrees of freedom
     cdf = _module("reproduce")["_t_cdf"]
     assert cdf(2.7764451, 4) == pytest.approx(0.975, abs=1e-6) and cdf(-4.6040949, 4) == pytest.approx(0.005, abs=1e-6)
