@@ -45,7 +45,7 @@ import torch  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
+sys.path.append(os.path.dirname(HERE))  # run from a checkout without installing (last: never shadow tests' conftest)
 
 import frameflex as ff  # noqa: E402
 from _timing import markdown_table  # noqa: E402

@@ -44,7 +44,7 @@ from torch import nn  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
+sys.path.append(os.path.dirname(HERE))  # run from a checkout without installing (last: never shadow tests' conftest)
 
 import frameflex as ff  # noqa: E402
 from _timing import header_line, markdown_table, pick_device, sync  # noqa: E402
@@ -349,7 +349,16 @@ def main(argv=None) -> int:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # fp32 means fp32
-    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)  # frame counts x modes
+    limit = torch._dynamo.config.cache_size_limit
+    torch._dynamo.config.cache_size_limit = max(limit, 64)  # frame counts x modes
+    try:  # called from a test: leave the global setting as it was
+        return _run(args, start)
+    finally:
+        torch._dynamo.config.cache_size_limit = limit
+
+
+def _run(args, start: float) -> int:
+    device = args.device
     if args.row is not None:
         i, config = json.loads(args.row)
         spec = models(args.tiny)[i]

@@ -47,7 +47,7 @@ from torch import nn  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
+sys.path.append(os.path.dirname(HERE))  # run from a checkout without installing (last: never shadow tests' conftest)
 
 import frameflex as ff  # noqa: E402
 from _timing import (  # noqa: E402
@@ -134,8 +134,17 @@ def main(argv=None) -> list[dict]:
         args.inputs, args.rounds, args.warmup = [(2, 4, 32)], 1, 0
     if args.rounds < 1 or args.warmup < 0 or args.threads < 1:
         ap.error("--rounds and --threads must be >= 1, --warmup >= 0")
+    threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
+    try:  # called from another script or a test: leave torch's global settings as they were
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_flush_denormal(False)
+
+
+def _run(args) -> list[dict]:
     device = pick_device(args.device)
     seed_all(args.seed)
     base, adapters = build(args.model)

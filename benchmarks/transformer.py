@@ -33,7 +33,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # the cores are shared: sle
 
 import torch  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout (last)
 
 import frameflex as ff  # noqa: E402
 from frameflex import demo  # noqa: E402
