@@ -5,7 +5,7 @@ independently (three segment draws, up to 28 decoded frames). Nested sampling
 (``MultiFrameClips(nested=True)``) draws the 16 frames only and gives the 8- and
 4-frame clips every 2nd and 4th of them: 16 decoded frames, but the clips of a
 video are no longer independent views of it. Both are trained here on the demo's
-synthetic task (tiny TSM converted with FFN, ``frameflex demo``'s settings)
+synthetic task (SyntheticActions; tiny TSM converted with FFN, the demo's settings)
 with the same seeds, initial weights, videos and steps, and evaluated on the
 same held-out videos with the standard centre sampling.
 
