@@ -9,7 +9,7 @@ synthetic task (SyntheticActions; tiny TSM converted with FFN, the demo's settin
 with the same seeds, initial weights, videos and steps, and evaluated on the
 same held-out videos with the standard centre sampling.
 
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/nested.py    # 3 seeds, the README's table
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/nested.py    # 3 seeds (about an hour on a loaded 2-core CPU)
     python benchmarks/nested.py --seeds 1 --steps 40 --test-videos 64   # a quick look
 """
 from __future__ import annotations
