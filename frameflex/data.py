@@ -364,7 +364,39 @@ def collate_clips(batch: Sequence[Any]) -> Union[dict[int, Tensor], ClipBatch]:
 # --------------------------------------------------------------------------- synthetic data
 
 
-class SyntheticMotion(torch.utils.data.Dataset):
+class SyntheticVideos(torch.utils.data.Dataset):
+    """What the synthetic sets share: video ``i`` is drawn from its own seed, classes cycle.
+
+    Subclasses set ``num_videos``, ``seed``, ``num_classes``, ``clips`` (a ``MultiFrameClips``)
+    and write ``_render(label, generator)`` -> (N, C, H, W).
+    """
+
+    @property
+    def frame_sets(self) -> tuple[int, ...]:
+        return self.clips.frame_sets
+
+    def __len__(self) -> int:
+        return self.num_videos
+
+    def label(self, index: int) -> int:
+        """The label of video ``index`` (classes cycle, so any prefix is balanced)."""
+        return index % self.num_classes
+
+    def __getitem__(self, index: int) -> tuple[dict[int, Tensor], int]:
+        video, label = self.video(index)
+        return self.clips(video), label
+
+    def video(self, index: int) -> tuple[Tensor, int]:
+        """The raw video (N, C, H, W) float in [0, 1] and its label, for ``index``."""
+        if isinstance(index, bool) or not isinstance(index, int) or not -self.num_videos <= index < self.num_videos:
+            raise IndexError(f"index {index!r} out of range for {type(self).__name__} of {self.num_videos} videos")
+        index %= self.num_videos
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + index) % (2**63))
+        label = self.label(index)
+        return self._render(label, g), label
+
+
+class SyntheticMotion(SyntheticVideos):
     """Synthetic videos whose class is a motion direction, not an appearance.
 
     A textured two-colour square on a noisy textured background moves left,
@@ -456,30 +488,6 @@ class SyntheticMotion(torch.utils.data.Dataset):
         if self.paced:
             return [f"{m} {p}" for m in self.CLASSES for p in ("slow", "fast")][: self.num_classes]
         return list(self.CLASSES[: self.num_classes])
-
-    @property
-    def frame_sets(self) -> tuple[int, ...]:
-        return self.clips.frame_sets
-
-    def __len__(self) -> int:
-        return self.num_videos
-
-    def label(self, index: int) -> int:
-        """The label of video ``index`` (classes cycle, so any prefix is balanced)."""
-        return index % self.num_classes
-
-    def __getitem__(self, index: int) -> tuple[dict[int, Tensor], int]:
-        video, label = self.video(index)
-        return self.clips(video), label
-
-    def video(self, index: int) -> tuple[Tensor, int]:
-        """The raw video (N, C, H, W) float in [0, 1] and its label, for ``index``."""
-        if isinstance(index, bool) or not isinstance(index, int) or not -self.num_videos <= index < self.num_videos:
-            raise IndexError(f"index {index!r} out of range for SyntheticMotion of {self.num_videos} videos")
-        index %= self.num_videos
-        g = torch.Generator().manual_seed((self.seed * 1_000_003 + index) % (2**63))
-        label = self.label(index)
-        return self._render(label, g), label
 
     def _render(self, label: int, g: torch.Generator) -> Tensor:
         n, s = self.video_frames, self.size

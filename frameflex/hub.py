@@ -68,7 +68,7 @@ def _build_zoo(base: Mapping, num_classes: int | None, trust_remote_code: bool) 
     return create_model(base["name"], num_classes=num_classes, **base.get("kwargs", {}))
 
 
-def _import_function(spec: str) -> Callable[..., nn.Module]:
+def import_function(spec: str) -> Callable[..., nn.Module]:
     """``package.module:function`` or ``path/to/file.py:function``."""
     where, _, name = spec.rpartition(":")
     if not where or not name:
@@ -98,7 +98,7 @@ def _build_with_function(base: Mapping, num_classes: int | None, trust_remote_co
         raise UntrustedCodeError(
             f"config.json names the builder {spec!r}: running code named by a downloaded file needs your say-so. "
             f"Pass trust_remote_code=True if you trust it, or build the model yourself and pass model=...")
-    fn = _import_function(spec)
+    fn = import_function(spec)
     kwargs = dict(base.get("kwargs", {}))
     if num_classes is not None:
         if "num_classes" not in inspect.signature(fn).parameters:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from . import _checks
-from .data import MultiFrameClips
+from .data import MultiFrameClips, SyntheticVideos
 from .errors import ArgumentError
 
 __all__ = ["SyntheticActions"]
@@ -19,7 +19,7 @@ def _interp(a: float, b: float, u: Tensor) -> Tensor:
     return a + (b - a) * u
 
 
-class SyntheticActions(torch.utils.data.Dataset):
+class SyntheticActions(SyntheticVideos):
     """Two objects; 16 classes told apart by direction, speed, acceleration and timing of motion.
 
     Every video shows two textured squares on a noisy textured background, one in the
@@ -103,34 +103,10 @@ class SyntheticActions(torch.utils.data.Dataset):
     def classes(self) -> list[str]:
         return list(self.CLASSES)
 
-    @property
-    def frame_sets(self) -> tuple[int, ...]:
-        return self.clips.frame_sets
-
     def params(self) -> dict:
         """The task's parameters (what the numbers of a run on it depend on)."""
         return {"task": type(self).__name__, "classes": len(self.CLASSES), "video_frames": self.video_frames,
                 "size": self.size, "speed": list(self.speed), "object_size": list(self.object_size), "jitter": self.jitter, "noise": self.noise, "clutter": self.clutter}
-
-    def __len__(self) -> int:
-        return self.num_videos
-
-    def label(self, index: int) -> int:
-        """The label of video ``index`` (classes cycle, so any prefix is balanced)."""
-        return index % len(self.CLASSES)
-
-    def __getitem__(self, index: int) -> tuple[dict[int, Tensor], int]:
-        video, label = self.video(index)
-        return self.clips(video), label
-
-    def video(self, index: int) -> tuple[Tensor, int]:
-        """The raw video (N, C, H, W) float in [0, 1] and its label, for ``index``."""
-        if isinstance(index, bool) or not isinstance(index, int) or not -self.num_videos <= index < self.num_videos:
-            raise IndexError(f"index {index!r} out of range for {type(self).__name__} of {self.num_videos} videos")
-        index %= self.num_videos
-        g = torch.Generator().manual_seed((self.seed * 1_000_003 + index) % (2**63))
-        label = self.label(index)
-        return self._render(label, g), label
 
     def _tracks(self, label: int, g: torch.Generator) -> Tensor:
         """x (2, n) in px of the two objects, up to a shift (one per object, or one for both if both move)."""

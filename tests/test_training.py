@@ -400,3 +400,13 @@ def test_run_on_mp4_and_webm_files_skips_and_counts_broken_ones(tmp_path, capsys
     captured = capsys.readouterr()
     assert "--bad-videos skip: 1 of the 7 videos" in captured.out + captured.err
     assert "6 training videos" in captured.out
+
+
+def test_a_custom_builder_that_cannot_be_imported_is_a_usage_error_naming_it(tmp_path):
+    from frameflex.training.builders import _import_builder
+
+    with pytest.raises(training.UsageError, match=r"--model: builder .*nope\.py:build: file not found: .*nope\.py"):
+        _import_builder(f"{tmp_path}/nope.py:build")
+    (tmp_path / "mine.py").write_text("def other():\n    pass\n")
+    with pytest.raises(training.UsageError, match=r"mine\.py has no function 'build'"):
+        _import_builder(f"{tmp_path}/mine.py:build")

@@ -1,14 +1,10 @@
 """What a run is made of: its datasets and its model (zoo or ``module:function``), optionally initialised."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
 import os
 import re
-import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -17,6 +13,8 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..checkpoints import load_state_dict, read_checkpoint
+from ..errors import FrameflexError
+from ..hub import import_function
 from ..data import SyntheticMotion
 from ..datasets import VideoFiles, eval_transform, train_transform, video_dataset
 from ..models._recipe import Recipe
@@ -121,25 +119,11 @@ def _preflight(ds: Dataset | None, bad_videos: str) -> None:
 
 
 def _import_builder(spec: str) -> Callable[..., nn.Module]:
-    """``package.module:function`` or ``path/to/file.py:function``."""
-    where, _, name = spec.rpartition(":")
+    """``package.module:function`` or ``path/to/file.py:function``, as the Hub folder records it."""
     try:
-        if where.endswith(".py"):
-            if not os.path.isfile(where):
-                raise UsageError(f"--model {spec}: file not found: {where}")
-            loader_spec = importlib.util.spec_from_file_location(Path(where).stem, where)
-            module = importlib.util.module_from_spec(loader_spec)
-            loader_spec.loader.exec_module(module)
-        else:
-            if os.getcwd() not in sys.path:  # torchrun puts the script's folder first, not the working one
-                sys.path.insert(0, os.getcwd())
-            module = importlib.import_module(where)
-    except ImportError as e:
-        raise UsageError(f"--model {spec}: cannot import {where}: {e}") from None
-    fn = getattr(module, name, None)
-    if not callable(fn):
-        raise UsageError(f"--model {spec}: {where} has no function {name!r}")
-    return fn
+        return import_function(spec)
+    except FrameflexError as e:
+        raise UsageError(f"--model: {e}") from None
 
 
 def _adapters(values: Sequence[str] | None) -> str | list[str] | None:
