@@ -11,6 +11,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from . import _checks
+
 __all__ = ["main", "build_parser"]
 
 
@@ -25,10 +27,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         "one at 16 frames only, one with FFN (4/8/16). Prints top-1 at 4/8/16 and unseen frame counts.",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for init, data and sampling (default 0)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps per model (default 400; --quick: 12)")
+    p.add_argument("--steps", type=_checks.cli_type(_checks.positive_int), default=None, help="optimizer steps per model (default 400; --quick: 12)")
     p.add_argument("--quick", action="store_true", help="a tiny budget (seconds) for smoke tests; numbers mean nothing")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_checks.cli_type(_checks.positive_int), default=None,
                    help="torch CPU threads (default: torch's choice, leaving one core to the data worker)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
@@ -39,16 +41,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from frameflex.demo import DemoConfig, run_demo
 
     if args.threads is not None:
-        if args.threads <= 0:
-            raise SystemExit(f"frameflex demo: --threads must be positive, got {args.threads}")
         torch.set_num_threads(args.threads)
     else:
         # One core renders the synthetic videos; more threads than cores makes small ops crawl.
         torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1)))
     kw = dict(seed=args.seed, device=args.device, progress=not args.no_progress)
     if args.steps is not None:
-        if args.steps <= 0:
-            raise SystemExit(f"frameflex demo: --steps must be positive, got {args.steps}")
         kw["steps"] = args.steps
     cfg = DemoConfig.quick(**kw) if args.quick else DemoConfig(**kw)
     run_demo(cfg)

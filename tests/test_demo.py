@@ -100,8 +100,11 @@ def test_format_table_reports_the_drop():
 def test_cli_parses_demo_options_and_rejects_bad_ones(capsys):
     args = build_parser().parse_args(["demo", "--seed", "7", "--steps", "30", "--device", "cpu"])
     assert (args.seed, args.steps, args.device, args.quick) == (7, 30, "cpu", False)
-    with pytest.raises(SystemExit, match="-3"):
-        main(["demo", "--steps", "-3"])
+    for flag in ("--steps", "--threads"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["demo", flag, "-3"])
+        assert exit_.value.code == 2
+        assert f"argument {flag}: the value must be a positive int, got -3" in capsys.readouterr().err
     assert main([]) == 2  # no subcommand: help, non-zero status
     assert "demo" in capsys.readouterr().out
 
