@@ -6,6 +6,7 @@ import runpy
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).parent.parent / "benchmarks"
 
@@ -71,3 +72,54 @@ def test_gpu_benchmark_runs_on_cpu_at_tiny_sizes(tmp_path):
         assert re.search(r"\| +\d+f [\d.]+, \d+f [\d.]+ \| +[\d.]+ \|", line), line
     for variant in ("converted + adapters", "specialized(4)", "forward_multi step"):  # overhead.py's ratios
         assert re.search(rf"\| {re.escape(variant)} +\| +[\d.]+ \| +[\d.]+ \|", text), variant
+
+
+def test_nested_benchmark_trains_the_demos_ffn_both_ways(monkeypatch):
+    """The independent arm is the demo's FFN model weight for weight; the nested arm only samples nested clips."""
+    from frameflex import demo
+
+    bench = runpy.run_path(str(BENCH / "nested.py"))
+    cfg = demo.DemoConfig.quick(progress=False, steps=3, seed=1)
+    trained, seen = {}, []
+    fit, loader = demo.fit, bench["loader"]
+
+    def recording_fit(model, batches, cfg, device, desc="train"):
+        trained[desc] = model
+        return fit(model, batches, cfg, device, desc)
+
+    def recording_loader(dataset, cfg, train):
+        seen.append(dataset)
+        return loader(dataset, cfg, train)
+
+    monkeypatch.setattr(demo, "fit", recording_fit)
+    demo.run_demo(cfg, log=lambda s: None)
+    monkeypatch.setitem(bench["train_ffn"].__globals__, "loader", recording_loader)
+    independent, _ = bench["train_ffn"](cfg, 1, nested=False)
+    nested, _ = bench["train_ffn"](cfg, 1, nested=True)
+    ref = trained["train FFN"].state_dict()
+    assert independent.state_dict().keys() == ref.keys()
+    for k, v in independent.state_dict().items():
+        torch.testing.assert_close(v, ref[k], rtol=0, atol=0, msg=k)
+    assert any(not torch.equal(v, ref[k]) for k, v in nested.state_dict().items())
+    clips, _ = seen[-1][0]  # the nested arm's data: the 4- and 8-frame clips are frames of the 16-frame one
+    assert seen[-1].clips.nested and not seen[-2].clips.nested
+    torch.testing.assert_close(clips[8], clips[16][:, 1::2], rtol=0, atol=0)
+    torch.testing.assert_close(clips[4], clips[16][:, 2::4], rtol=0, atol=0)
+
+
+def test_nested_benchmark_reports_per_seed_paired_gaps_and_decode_cost(capsys, tmp_path):
+    import json
+
+    out = tmp_path / "nested.json"
+    result = _main("nested")(["--seeds", "2", "--steps", "2", "--batch-size", "4", "--test-videos", "16",
+                              "--width", "4", "--workers", "0", "--out", str(out)])
+    assert json.loads(out.read_text())["per_seed"] == json.loads(json.dumps(result["per_seed"]))
+    for t in (4, 6, 8, 12, 16):
+        ind, nes = result["per_seed"]["independent"][t], result["per_seed"]["nested"][t]
+        assert len(ind) == len(nes) == 2
+        assert result["gap_per_seed"][t] == [b - a for a, b in zip(ind, nes)]
+    decoded = result["decoded_frames"]
+    assert decoded["independent"]["indices"] == 28 and decoded["nested"]["indices"] == 16
+    assert decoded["nested"]["distinct_300f_video"] == 16 < decoded["independent"]["distinct_300f_video"]
+    text = capsys.readouterr().out
+    assert "| nested - independent (points, paired) |" in text and " 16f nested - independent per seed: " in text
