@@ -5,6 +5,7 @@ renames state-dict keys is in checkpoints.py (key_origins).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import sys
@@ -180,31 +181,21 @@ def _convert(model: nn.Module, sets: tuple[int, ...], adapters, time_dim: int | 
         else:
             new[id(m)] = InputScale(new.get(id(m), m), scale)
 
-    undo: list[Callable[[], None]] = []
-
-    def undo_all() -> None:
-        for step in reversed(undo):
-            step()
-        undo.clear()
-
-    try:
+    with contextlib.ExitStack() as undo:  # on an error, the steps so far are undone, last first
         for m, scale in reweight:
-            undo.append(_detacher(m, scale))
+            undo.callback(_detacher(m, scale))
             scale.attach(m)
         # Walk parents without dedup so a shared module is replaced under every parent.
         for parent in [m for _, m in named]:
             for key, child in list(parent._modules.items()):
                 if child is not None and id(child) in new and new[id(child)] is not parent:
                     parent._modules[key] = new[id(child)]
-                    undo.append(lambda p=parent, k=key, c=child: p._modules.__setitem__(k, c))
-        undo.append(temporal.install(plan, state))  # prepare() has checked everything it can fail on
+                    undo.callback(parent._modules.__setitem__, key, child)
+        undo.callback(temporal.install(plan, state))  # prepare() has checked everything it can fail on
         root = new.get(id(model), model)
         if time_dim is not None:
-            undo.append(root.register_forward_pre_hook(_PickFramesFromInput(state), with_kwargs=True).remove)
-    except BaseException:
-        undo_all()
-        raise
-    return root, undo_all
+            undo.callback(root.register_forward_pre_hook(_PickFramesFromInput(state), with_kwargs=True).remove)
+        return root, undo.pop_all().close
 
 
 def _detacher(m: nn.Module, scale: FrameScale) -> Callable[[], None]:

@@ -17,6 +17,7 @@ never the flat token index.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import operator
 from typing import Any, Callable, Mapping
@@ -325,20 +326,13 @@ def prepare(model: nn.Module, frame_sets: tuple[int, ...]) -> list:
 def install(plan: list, state: FrameState) -> Callable[[], None]:
     """Carry out :func:`prepare`'s plan: tables parametrized, owners hooked. Returns a
     function that undoes it (all or nothing: a failed conversion leaves the model as it was)."""
-    undo: list[Callable[[], None]] = []
-
-    def undo_all() -> None:
-        for step in reversed(undo):
-            step()
-        undo.clear()
-
-    try:
+    with contextlib.ExitStack() as undo:  # on an error, the steps so far are undone, last first
         for owner, spec, tubelet, built, tables in plan:
             made = []
             for holder, leaf, leading in tables:
                 t = getattr(holder, leaf)
                 fixed = not isinstance(t, nn.Parameter) and leaf not in holder._buffers
-                undo.append(_restorer(holder, leaf, t, fixed))
+                undo.callback(_restorer(holder, leaf, t, fixed))
                 if fixed:  # a plain tensor attribute (VideoMAE's sinusoid table): a buffer, so .to() moves it
                     delattr(holder, leaf)
                     holder.register_buffer(leaf, t, persistent=False)
@@ -348,12 +342,9 @@ def install(plan: list, state: FrameState) -> Callable[[], None]:
                     holder.parametrizations[leaf]._non_persistent_buffers_set.add("original")
                 made.append(table)
             hook = _TemporalOwner(owner, spec, tubelet, built, made)
-            undo.append(owner.register_forward_pre_hook(hook, with_kwargs=True).remove)
-            undo.append(owner.register_forward_hook(hook.after, with_kwargs=True, always_call=True).remove)
-    except BaseException:
-        undo_all()
-        raise
-    return undo_all
+            undo.callback(owner.register_forward_pre_hook(hook, with_kwargs=True).remove)
+            undo.callback(owner.register_forward_hook(hook.after, with_kwargs=True, always_call=True).remove)
+        return undo.pop_all().close
 
 
 def _restorer(holder: nn.Module, leaf: str, tensor: torch.Tensor, fixed: bool) -> Callable[[], None]:

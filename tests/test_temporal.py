@@ -132,6 +132,29 @@ def test_unseen_frame_count_uses_the_nearest_branch_table_resampled():
         assert seen.shape == table.tables["16"].shape
 
 
+def test_a_convert_failing_after_the_tables_are_installed_puts_them_back(monkeypatch):
+    """All or nothing: VideoMAE's plain-tensor table is a plain attribute again, nothing parametrized or hooked."""
+    from torch.nn.utils import parametrize
+
+    model = build("videomae")
+    emb = model.videomae.embeddings
+    table, buffers = emb.position_embeddings, [n for n, _ in model.named_buffers()]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    monkeypatch.setattr(nn.Module, "register_forward_hook",  # the owner's last hook, after every table
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("injected failure")))
+    with pytest.raises(RuntimeError, match="injected failure"):
+        ff.convert(model, SETS)
+    monkeypatch.undo()
+    assert emb.position_embeddings is table and "position_embeddings" not in emb._buffers
+    assert not parametrize.is_parametrized(emb) and not ff.is_converted(model)
+    assert [n for n, _ in model.named_buffers()] == buffers
+    assert all(not m._forward_pre_hooks and not m._forward_hooks for m in model.modules())
+    assert list(model.state_dict()) == list(state)
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    ff.convert(model, SETS)  # and it converts cleanly afterwards
+    assert parametrize.is_parametrized(emb, "position_embeddings")
+
+
 def test_frame_counts_must_divide_by_the_tubelet():
     model = build("videomae")
     with pytest.raises(ValueError, match=r"\[4, 8\] not divisible by the tubelet size 3"):
