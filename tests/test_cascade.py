@@ -70,3 +70,31 @@ def test_modes_are_restored_per_submodule():
     hook.remove()
     assert seen and not any(any(s) for s in seen)  # eval during the call
     assert model.training and not model.head.training
+
+
+def test_temperature_sharpens_each_count_before_the_threshold():
+    model, clips = _model(), _clips()
+    with torch.no_grad():
+        full = ff.forward_multi(model, clips)
+    temps = {4: 0.5, 8: 0.25, 16: 2.0}
+    conf = {t: (full[t] / temps[t]).softmax(-1).amax(-1) for t in SETS}
+    threshold = conf[4].median().item()
+    out = ff.cascade(model, clips, threshold=threshold, temperature=temps)
+    for i in range(6):
+        expected = next((t for t in SETS[:-1] if conf[t][i] >= threshold), 16)
+        assert out.frames[i] == expected
+        torch.testing.assert_close(out.logits[i], full[expected][i])  # the model's logits, not scaled ones
+    plain = ff.cascade(model, clips, threshold=threshold)
+    assert not torch.equal(out.frames, plain.frames)  # the temperatures changed who stops where
+    one = ff.cascade(model, clips, threshold=threshold, temperature=0.5)
+    assert torch.equal(one.frames, ff.cascade(model, clips, threshold, temperature=dict.fromkeys(SETS, 0.5)).frames)
+
+
+def test_bad_temperature():
+    model, clips = _model(), _clips()
+    with pytest.raises(KeyError, match=r"no temperature for frame counts \[16\]"):
+        ff.cascade(model, clips, 0.5, temperature={4: 1.0, 8: 1.0})
+    with pytest.raises(ValueError, match="temperature of 8 frames must be > 0"):
+        ff.cascade(model, clips, 0.5, temperature={4: 1.0, 8: 0.0, 16: 1.0})
+    with pytest.raises(TypeError, match="temperature of 4 frames must be a number"):
+        ff.cascade(model, clips, 0.5, temperature="hot")
