@@ -105,3 +105,42 @@ def test_auto_falls_back_to_pyav_for_a_file_torchcodec_cannot_open(video, monkey
     assert reader.backend == "pyav" and frame_ids(reader.get_frames([5]), source) == [5]
     with pytest.raises(DataError, match=r"\(torchcodec\): unsupported codec"):
         open_video(path, "torchcodec")  # asked for by name: no fallback
+
+
+WORKERS_SCRIPT = """
+import sys
+import torch
+import frameflex as ff
+from frameflex.datasets import VideoFiles, eval_transform
+
+ds = VideoFiles(sys.argv[1], frame_sets=(4, 8), backend=sys.argv[2], skip_bad=True,
+                transform=eval_transform(32, resize=32))
+ds[0]  # the parent holds an open file when the workers fork
+for epoch in range(2):  # new workers each epoch, forked from a parent that still holds it
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, collate_fn=ff.collate_clips, timeout=60)
+    labels, skipped = [], []
+    for clips, y in (batches := list(loader)):
+        labels += y.tolist()
+    print(epoch, labels, [s.path.name for b in batches for s in b.skipped], flush=True)
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dataloader_workers_decode_every_video_and_exit(tmp_path, backend):
+    """Two forked workers, a parent with an open file, a broken file skipped: it ends (a hang fails the test)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for i, name in enumerate(["v0.mp4", "v1.webm", "v2.webm", "v3.mp4"]):
+        write_video(tmp_path / name, n=16 + 2 * i, seed=i)
+    whole = (tmp_path / "v3.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(whole[: len(whole) // 2])  # truncated: its index is gone
+    (tmp_path / "list.txt").write_text("v0.mp4 0\ncut.mp4 1\nv1.webm 1\nv2.webm 0\nv3.mp4 1\n")
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", WORKERS_SCRIPT, str(tmp_path / "list.txt"), backend],
+                         capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines() == [f"{e} [0, 1, 0, 1] ['cut.mp4']" for e in range(2)]
