@@ -1,7 +1,7 @@
 """The FFN paper's main table in miniature: single-H vs separate training (ST) vs FFN, on CPU.
 
 Same tiny TSM (``tsm_tiny``), same :class:`frameflex.synthetic.SyntheticActions` videos
-(the demo's task: 16 classes that need temporal order and detail), same initial weights
+(the demo's task: 14 classes that need temporal order and detail), same initial weights
 and the same number of optimizer steps (the demo's training loop) for every model:
 
 - ``single_H``: trained at H frames only (the usual recipe);
@@ -237,6 +237,20 @@ def build_ffn(cfg: ReproConfig) -> torch.nn.Module:
     return ff.convert(model, frame_sets=tuple(cfg.train_frames), adapters=[TSM_ADAPTERS], time_dim=2)
 
 
+def gmacs_per_clip(cfg: ReproConfig) -> dict[str, dict[str, float]]:
+    """GMACs of one clip at each evaluated count: plain tsm_tiny (single-H, ST) and the FFN model."""
+    from frameflex.flops import count_gmacs
+
+    plain = tsm_tiny(SyntheticActions.num_classes, width=cfg.width).eval()
+    ffn = build_ffn(cfg).eval()
+    out: dict[str, dict[str, float]] = {"plain": {}, "ffn": {}}
+    for t in cfg.eval_frames:
+        x = torch.zeros(1, 3, t, cfg.size, cfg.size)
+        out["plain"][str(t)] = round(count_gmacs(plain, x), 6)
+        out["ffn"][str(t)] = round(count_gmacs(ffn, x), 6)
+    return out
+
+
 def param_counts(cfg: ReproConfig) -> dict[str, int]:
     """Parameters to store: single-H one plain model, ST three, FFN one converted model."""
     plain = sum(p.numel() for p in tsm_tiny(SyntheticActions.num_classes, width=cfg.width).parameters())
@@ -348,7 +362,9 @@ def budget(cfg: ReproConfig) -> str:
             f"tsm_tiny width {cfg.width}, {cfg.size} px, {cfg.seeds} seeds")
 
 
-def plot(cfg: ReproConfig, summary: dict[str, dict[int, dict]], path: str, log=print) -> None:
+def plot(cfg: ReproConfig, summary: dict[str, dict[int, dict]], path: str, log=print,
+         gmacs: dict | None = None) -> None:
+    """Top-1 vs frames at ``path``; with ``gmacs``, top-1 vs GMACs per clip at ``<path stem>_gmacs.png``."""
     try:
         import matplotlib
 
@@ -387,6 +403,39 @@ def plot(cfg: ReproConfig, summary: dict[str, dict[int, dict]], path: str, log=p
     fig.savefig(path, dpi=100)
     plt.close(fig)
     log(f"plot: {path}")
+    if gmacs:
+        macs_path = os.path.splitext(path)[0] + "_gmacs.png"
+        plot_gmacs(cfg, summary, gmacs, macs_path, plt)
+        log(f"plot: {macs_path}")
+
+
+def plot_gmacs(cfg: ReproConfig, summary: dict[str, dict[int, dict]], gmacs: dict, path: str, plt) -> None:
+    """Top-1 vs GMACs per clip (the paper's figure 1 in miniature): fixed counts of each method."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for blocks, label, style, kind in (
+        (("single_H",), f"single-H (trained at {cfg.train_frames[-1]} only)", "s-", "plain"),
+        (("separate",), "ST (one model per count)", "^-", "plain"),
+        (("ffn", "nearest"), "FFN (one model), nearest branch", "o-", "ffn"),
+    ):
+        ts = [t for t in cfg.eval_frames if any(t in summary.get(b, {}) for b in blocks)]
+        ys = [next(summary[b][t]["mean"] for b in blocks if t in summary.get(b, {})) for t in ts]
+        xs = [gmacs[kind][str(t)] for t in ts]
+        ax.plot(xs, ys, style, label=label, markersize=5)
+        if kind == "ffn":
+            for t, x, y in zip(ts, xs, ys):
+                ax.annotate(f"{t}f", (x, y), textcoords="offset points", xytext=(4, -12), fontsize=8)
+    ax.axhline(100 / SyntheticActions.num_classes, color="black", lw=0.8, ls="--", label="chance")
+    ax.set_xscale("log")
+    ax.set_xlabel("GMACs per clip (log scale)")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"SyntheticActions, tsm_tiny, mean over {cfg.seeds} seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.text(0.01, 0.01, "training: " + budget(cfg), fontsize=7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def compact_json(obj) -> str:
@@ -468,6 +517,7 @@ def summarize(cfg: ReproConfig, seeds: list[int], per_seed: dict[str, dict[int, 
         "per_seed": {b: {str(t): xs for t, xs in row.items()} for b, row in per_seed.items()},
         "paired": {b: {str(t): r for t, r in row.items()} for b, row in tests.items()},
         "params": param_counts(cfg),
+        "gmacs": gmacs_per_clip(cfg),
         "claims": claims(cfg, summary, tests),
         "config": {**dataclasses.asdict(cfg), "seeds": len(seeds), "seed_list": seeds, "test_seed": TEST_SEED,
                    "machine": machine(), "model": "tsm_tiny",
@@ -499,7 +549,7 @@ def report(results: dict, out: str | None, plot_path: str | None, log=print) -> 
     if out:
         write_json(out, results, log)
     if plot_path:
-        plot(cfg, summary, plot_path, log)
+        plot(cfg, summary, plot_path, log, results.get("gmacs"))
 
 
 def merge(paths: list[str]) -> dict:

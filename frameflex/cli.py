@@ -23,7 +23,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="train a tiny TSM at 16 frames vs with FFN on synthetic motion; print accuracy per frame count",
-        description="Train two tiny TSM models on SyntheticActions (16 motion classes) with the same seed and steps: "
+        description="Train two tiny TSM models on SyntheticActions (14 motion classes) with the same seed and steps: "
         "one at 16 frames only, one with FFN (4/8/16). Prints top-1 at 4/8/16 and unseen frame counts.",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for init, data and sampling (default 0)")

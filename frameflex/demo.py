@@ -8,8 +8,8 @@ with the same seed, initial weights, videos and number of optimizer steps:
   count, adapters after each temporal shift) and trained on 4-, 8- and
   16-frame clips of every video at once with :class:`frameflex.FFNLoss`.
 
-The 16 classes need temporal order and detail (direction, speed, speeding up,
-a pause, there and back, shaking fast or slowly, two objects
+The 14 classes need temporal order and detail (direction, speed, speeding up,
+there and back, shaking fast or slowly, two objects
 approaching or separating), so the model must judge how far things move
 between two of its frames, and that distance grows as the frame count
 shrinks. Both models are

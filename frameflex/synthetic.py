@@ -20,7 +20,7 @@ def _interp(a: float, b: float, u: Tensor) -> Tensor:
 
 
 class SyntheticActions(SyntheticVideos):
-    """Two objects; 16 classes told apart by direction, speed, acceleration and timing of motion.
+    """Two objects; 14 classes told apart by direction, speed, acceleration and order of motion.
 
     Every video shows two textured squares on a noisy textured background, one in the
     upper and one in the lower half. In the one-object classes one of them moves
@@ -30,8 +30,8 @@ class SyntheticActions(SyntheticVideos):
     does not give the class away: only the motion does, as in Something-Something.
     The frame count matters: slow and fast differ by how far an object moves between
     two sampled frames (and a fast one can jump half the frame between the frames of a
-    4-frame clip), shaking fast aliases when frames are far apart, a pause of 6-10
-    frames can fall between two sampled frames, and "right and back" differs from
+    4-frame clip), shaking fast aliases when frames are far apart, speeding up looks
+    like one speed when only a few frames are seen, and "right and back" differs from
     "left and back" only in the order of its two halves.
 
     Args:
@@ -53,13 +53,14 @@ class SyntheticActions(SyntheticVideos):
         >>> ds = SyntheticActions(32, frame_sets=(4, 8), train=False)
         >>> clips, label = ds[0]
         >>> tuple(clips[8].shape), ds.classes[label], len(ds.classes)
-        ((3, 8, 32, 32), 'right slow', 16)
+        ((3, 8, 32, 32), 'right slow', 14)
     """
 
-    #: Class names, index = label.
+    #: Class names, index = label. (A "with a pause" pair was tried and dropped: at the
+    #: default budget tsm_tiny confused it with "speeding up" and "slow" at 16 frames.)
     CLASSES = (
         "right slow", "left slow", "right fast", "left fast",
-        "right speeding up", "left speeding up", "right with a pause", "left with a pause",
+        "right speeding up", "left speeding up",
         "right and back", "left and back", "shake fast", "shake slow",
         "approach", "separate", "opposite directions", "still",
     )
@@ -127,10 +128,6 @@ class SyntheticActions(SyntheticVideos):
                 x = (fast if words[1] == "fast" else fast / 3) * t
             elif words[1] == "speeding":  # from standing to 2x the mean speed
                 x = (2 / 3) * fast * t**2 / (n - 1)
-            elif words[1] == "with":  # at 2/3 of the fast speed, stopping for 6-10 frames in the middle
-                start = _interp(0.3, 0.6, u(1)) * (n - 1)
-                still = (t - start).clamp(0, _interp(6.0, 10.0, u(1)).item() * n / 32)
-                x = (2 / 3) * fast * (t - still)
             else:  # and back: out at 2/3 of the fast speed, turning at a random time in the middle
                 turn = _interp(0.35, 0.65, u(1)) * (n - 1)
                 x = (2 / 3) * fast * torch.where(t < turn, t, 2 * turn - t)

@@ -8,19 +8,19 @@ from frameflex.synthetic import SyntheticActions
 
 
 def test_shapes_determinism_balance_and_loader():
-    ds = SyntheticActions(32, video_frames=16, size=16, frame_sets=(2, 4), train=False, seed=1)
-    assert len(ds.classes) == 16 and len(set(ds.classes)) == 16  # chance 6.25%
+    ds = SyntheticActions(28, video_frames=16, size=16, frame_sets=(2, 4), train=False, seed=1)
+    assert len(ds.classes) == 14 and len(set(ds.classes)) == 14  # chance 7.1%
     video, label = ds.video(5)
     assert video.shape == (16, 3, 16, 16) and video.dtype == torch.float32
     assert 0 <= video.min() and video.max() <= 1
     assert torch.equal(video, ds.video(5)[0]) and not torch.equal(video, ds.video(6)[0])
-    assert not torch.allclose(video, SyntheticActions(32, video_frames=16, size=16, seed=2).video(5)[0])
+    assert not torch.allclose(video, SyntheticActions(28, video_frames=16, size=16, seed=2).video(5)[0])
     clips, y = ds[5]
     assert y == label == 5 and torch.equal(clips[4], video[[2, 6, 10, 14]].transpose(0, 1))
-    batch, labels = next(iter(torch.utils.data.DataLoader(ds, batch_size=32, collate_fn=collate_clips)))
-    assert batch[2].shape == (32, 3, 2, 16, 16) and torch.bincount(labels).tolist() == [2] * 16
-    with pytest.raises(IndexError, match="32"):
-        ds.video(32)
+    batch, labels = next(iter(torch.utils.data.DataLoader(ds, batch_size=28, collate_fn=collate_clips)))
+    assert batch[2].shape == (28, 3, 2, 16, 16) and torch.bincount(labels).tolist() == [2] * 14
+    with pytest.raises(IndexError, match="28"):
+        ds.video(28)
     with pytest.raises(ValueError, match="jitter"):
         SyntheticActions(4, jitter=-1.0)
     with pytest.raises(ValueError, match="speed"):
@@ -30,7 +30,7 @@ def test_shapes_determinism_balance_and_loader():
 def test_params_rebuild_the_same_task():
     ds = SyntheticActions(8, jitter=0.1, noise=0.02)
     p = ds.params()
-    assert p["classes"] == 16 and p["jitter"] == 0.1
+    assert p["classes"] == 14 and p["jitter"] == 0.1
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in p.items() if k not in ("task", "classes")}
     assert torch.equal(SyntheticActions(8, **kw).video(3)[0], ds.video(3)[0])
 
@@ -72,10 +72,6 @@ def test_objects_move_the_way_their_class_says():
                 assert (v * sign - speed).abs().mean() < 0.1, (name, v)
             elif name.endswith("speeding up"):
                 assert first * sign > 0 and second * sign > 2.5 * first * sign, (name, first, second)
-            elif name.endswith("with a pause"):  # 1 px / frame, but standing still for 6-10 frames in a row
-                moving = (v * sign - 1.0).abs() < 0.1
-                assert moving.sum() >= n - 1 - 11 and 5 <= (v.abs() < 0.1).sum() <= 11, (name, v)
-                assert (moving | (v.abs() < 0.1)).sum() >= n - 3, (name, v)
             else:  # and back: out one way at one speed, then back the other way
                 assert (v[:10] * sign - 1.0).abs().max() < 0.1 and (v[-10:] * sign + 1.0).abs().max() < 0.1, (name, v)
         elif name.startswith("shake"):
@@ -117,7 +113,8 @@ def test_one_frame_does_not_reveal_the_class_but_two_do():
         means = torch.stack([feats[:half][labels[:half] == c].mean(0) for c in range(k)])
         return (torch.cdist(feats[half:], means).argmin(1) == labels[half:]).float().mean().item()
 
-    assert centroid_accuracy(torch.stack(single), labels, 16) < 1 / 16 + 0.05
+    k = len(ds.classes)
+    assert centroid_accuracy(torch.stack(single), labels, k) < 1 / k + 0.05
     # Positive control: frame differences tell "still" from "right fast".
     pick = (labels == ds.classes.index("still")) | (labels == ds.classes.index("right fast"))
     assert centroid_accuracy(torch.stack(change)[pick], (labels[pick] == 2).long(), 2) > 0.8
