@@ -32,6 +32,7 @@ import time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # the cores are shared: sleep, do not spin
 
 import torch  # noqa: E402
+from torchvision.transforms.v2 import Normalize  # noqa: E402
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout (last)
 
@@ -58,25 +59,14 @@ def videomae_tiny(num_classes: int, frames: int = 16, size: int = 32):
     return VideoMAEForVideoClassification(config)
 
 
-class PixelValues:
-    """The demo's (B, C, T, H, W) batches as transformers' (B, T, C, H, W) ``pixel_values``,
-    standardised with the task's pixel mean and std as an image processor would."""
-
-    def __init__(self, batches):
-        self.batches = batches
-
-    def __iter__(self):
-        for clips, y in self.batches:
-            yield {t: ((x - 0.48) / 0.114).transpose(1, 2) for t, x in clips.items()}, y
-
-    def __len__(self):
-        return len(self.batches)
+# The task's pixel mean and std: what an image processor would standardise the transformer's input with.
+STANDARDISE = Normalize([0.48] * 3, [0.114] * 3)
 
 
 FAMILIES = {
-    # name: (build(num_classes, cfg), adapters, time_dim, (B, T, C, H, W) input)
-    "videomae_tiny": (lambda n, cfg: videomae_tiny(n, size=cfg.size), "auto", None, True),
-    "tsm_tiny": (lambda n, cfg: tsm_tiny(n, width=cfg.width), [TSM_ADAPTERS], 2, False),
+    # name: (build(num_classes, cfg), adapters, time_dim, transform of the frames)
+    "videomae_tiny": (lambda n, cfg: videomae_tiny(n, size=cfg.size), "auto", None, STANDARDISE),
+    "tsm_tiny": (lambda n, cfg: tsm_tiny(n, width=cfg.width), [TSM_ADAPTERS], 2, None),
 }
 
 
@@ -89,21 +79,21 @@ def run(cfg: demo.DemoConfig, families, log=print, task: str = "actions") -> dic
     dataset, kw = (SyntheticMotion, MOTION) if task == "motion" else (SyntheticActions, cfg.data_kw())
     classes = kw["num_classes"] if task == "motion" else cfg.num_classes
     device = demo._device(cfg.device)
-    test = dataset(cfg.test_videos, frame_sets=cfg.eval_frames, train=False, seed=cfg.seed + 1_000_000, **kw)
-    test_batches = list(demo.loader(test, cfg, train=False))
     out = {"top1": {}, "train_s": {}}
     high = max(cfg.train_frames)
     for family in families:
-        build, adapters, time_dim, btchw = FAMILIES[family]
+        build, adapters, time_dim, transform = FAMILIES[family]
+        test = dataset(cfg.test_videos, frame_sets=cfg.eval_frames, train=False, seed=cfg.seed + 1_000_000,
+                       transform=transform, **kw)
+        test_batches = list(demo.loader(test, cfg, train=False))
         for name, sets in (("single-H", (high,)), ("FFN", tuple(cfg.train_frames))):
             torch.manual_seed(cfg.seed)
             model = ff.convert(build(classes, cfg), sets, adapters=adapters if name == "FFN" else None,
                                time_dim=time_dim).to(device)
-            train = dataset(cfg.steps * cfg.batch_size, frame_sets=sets, train=True, seed=cfg.seed, **kw)
-            loader = demo.loader(train, cfg, train=True)
-            seconds = demo.fit(model, PixelValues(loader) if btchw else loader, cfg, device, desc=f"{family} {name}")
-            batches = PixelValues(test_batches) if btchw else test_batches
-            top1 = evaluate(model, batches, cfg.eval_frames, progress=False)["top1"]
+            train = dataset(cfg.steps * cfg.batch_size, frame_sets=sets, train=True, seed=cfg.seed,
+                            transform=transform, **kw)
+            seconds = demo.fit(model, demo.loader(train, cfg, train=True), cfg, device, desc=f"{family} {name}")
+            top1 = evaluate(model, test_batches, cfg.eval_frames, progress=False)["top1"]
             out["top1"][f"{family} {name}"] = {t: round(v, 1) for t, v in top1.items()}
             out["train_s"][f"{family} {name}"] = round(seconds, 1)
             log(f"{family} {name}: {out['top1'][f'{family} {name}']} ({seconds:.0f} s)")

@@ -13,7 +13,7 @@ from torch import nn
 
 from .errors import CheckpointError, NotFoundError
 
-__all__ = ["is_transformers_model", "base_record", "build", "is_plain_checkpoint", "load_plain"]
+__all__ = ["is_transformers_model", "base_record", "card", "build", "is_plain_checkpoint", "load_plain"]
 
 
 def is_transformers_model(model: nn.Module) -> bool:
@@ -26,6 +26,16 @@ def base_record(model: nn.Module) -> dict:
     """How to rebuild ``model``'s architecture: its class name and transformers config."""
     return {"type": "transformers", "class": type(model).__name__, "config": model.config.to_dict(),
             "num_classes": getattr(model.config, "num_labels", None)}
+
+
+def card(model: nn.Module) -> dict:
+    """What ``frameflex eval`` needs to know of a transformers model: its name, classes and
+    input size (``config.image_size``; the crop its position table is built for)."""
+    size = getattr(model.config, "image_size", None)
+    if isinstance(size, (tuple, list)) and len(set(size)) == 1:
+        size = size[0]
+    return {"architecture": type(model).__name__, "num_classes": getattr(model.config, "num_labels", None),
+            **({"input_size": size} if isinstance(size, int) else {})}
 
 
 def _model_class(name: Any) -> type:

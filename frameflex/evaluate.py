@@ -43,7 +43,9 @@ def evaluate(
     ``torch.no_grad`` in eval mode; each module's train/eval mode is restored.
 
     Args:
-        model: any model taking (B, C, T, H, W) clips and returning (B, classes) logits.
+        model: any model returning (B, classes) logits (or a ``ModelOutput`` with ``.logits``);
+            a model that takes another layout (its ``time_dim``, e.g. transformers'
+            (B, T, C, H, W) ``pixel_values``) gets each clip with T moved there.
         loader_or_dataset: an iterable of ``({T: clip (B, C, T, H, W)}, labels (B,))``
             batches (e.g. a DataLoader with ``collate_fn=ff.collate_clips``), or a
             dataset of ``({T: clip}, label)`` items such as :class:`frameflex.datasets.VideoList`
@@ -79,6 +81,7 @@ def evaluate(
         model.to(device)
     place, dtype = _model_place(model)
     converted = selection.is_converted(model)
+    time_dim = selection.input_time_dim(model)
     correct1: dict[int, int] = {}
     correct5: dict[int, int] = {}
     count = 0
@@ -121,6 +124,7 @@ def evaluate(
                     x = x.to(place, dtype=dtype if x.is_floating_point() else None, non_blocking=True)
                     if v > 1:
                         x = x.flatten(0, 1)
+                    x = selection.to_model_layout(x, time_dim, t)
                     if converted:
                         with selection.frames(model, t):
                             logits = logits_of(model(x))

@@ -168,6 +168,8 @@ def _config(model: nn.Module, builder: str | None, builder_kwargs: Mapping | Non
     if base["type"] == "zoo":
         spec = get_spec(base["name"])
         config.update(input_size=spec.input_size, mean=list(spec.mean), std=list(spec.std))
+    elif base["type"] == "transformers":
+        config.update({k: v for k, v in _transformers.card(model).items() if k == "input_size"})
     config.update({k: own[k] for k in _CARD_FIELDS if own.get(k) is not None})
     config.update({k: v for k, v in card.items() if v is not None})
     config["frameflex_version"] = __version__
@@ -283,9 +285,10 @@ def model_card(config: Mapping[str, Any], repo_id: str | None = None):
             lines += ["", results["note"]]
     where = repo_id or _PLACEHOLDER
     size = config.get("input_size")
-    shape = f"(B, 3, T, {size}, {size}), mean {config['mean']}, std {config['std']}" if size else "(B, 3, T, H, W)"
     if config["base"]["type"] == "transformers":
         shape = "pixel_values (B, T, 3, H, W), as the model's transformers image processor prepares them"
+    else:
+        shape = f"(B, 3, T, {size}, {size}), mean {config['mean']}, std {config['std']}" if size else "(B, 3, T, H, W)"
     load = (f'model = ff.from_pretrained("{where}")' if zoo else
             f'model = ff.from_pretrained("{where}", trust_remote_code=True)  # runs {config["base"]["builder"]}'
             if config["base"]["type"] == "builder" else
@@ -459,7 +462,7 @@ def from_pretrained(repo_id_or_path: str | os.PathLike, *, model: nn.Module | No
             loaded = convert(loaded, frame_sets, adapters=adapters)
         elif adapters is not None:
             raise ArgumentTypeError("adapters= needs frame_sets=[...]: they are placed when the model is converted")
-        loaded.frameflex_config = {} if os.path.isdir(where) else {"base_model": where}
+        loaded.frameflex_config = {**_transformers.card(loaded), **({} if os.path.isdir(where) else {"base_model": where})}
         return loaded.to(device=device, dtype=dtype).eval()
     if frame_sets is not None or adapters is not None:
         raise ArgumentTypeError(f"frame_sets= and adapters= convert a plain transformers checkpoint; {where} is a "

@@ -18,7 +18,7 @@ from ._outputs import logits_of
 from .errors import ArgumentError, ArgumentTypeError, ConversionError
 from .layers import FrameNorm, FrameScale, FrameState
 
-__all__ = ["is_converted", "frame_sets", "set_frames", "frames", "forward_multi"]
+__all__ = ["is_converted", "frame_sets", "set_frames", "frames", "forward_multi", "input_time_dim", "to_model_layout"]
 
 
 def _states(model: nn.Module) -> list[FrameState]:
@@ -62,6 +62,49 @@ class _PickFramesFromInput:
                                 "a clip needs at least one frame")
         self.state.select(x.shape[dim])
         return None
+
+
+def input_time_dim(model: nn.Module) -> int | None:
+    """The time axis of the clips ``model`` takes: the ``time_dim`` it was converted with,
+    else the one :func:`frameflex.convert` finds for a known family (1 for transformers'
+    ``pixel_values``); None if neither says.
+
+    >>> input_time_dim(ff.create_model("tsm_tiny", num_classes=5, frame_sets=[4, 8]))
+    2
+    """
+    states = _states(model)
+    time_dim = states[0].time_dim if states else None
+    return temporal.default_time_dim(model) if time_dim is None else time_dim
+
+
+def to_model_layout(clip: torch.Tensor, time_dim: int | None, frames: int) -> torch.Tensor:
+    """A loader's (B, C, T, H, W) clip of ``frames`` frames with its time axis moved to
+    ``time_dim`` (see :func:`input_time_dim`); the other axes keep their order.
+
+    Loaders always give (B, C, T, H, W), as frameflex's datasets and ``collate_clips``
+    do; this is where evaluation and training hand such a clip to a model that takes
+    another layout, e.g. (B, T, C, H, W) for time_dim=1. A clip that is not
+    (B, C, T, H, W) with T=``frames`` at dim 2 is an error naming its layout: the
+    layout is never guessed from the shape.
+
+    >>> to_model_layout(torch.zeros(2, 3, 8, 32, 32), time_dim=1, frames=8).shape
+    torch.Size([2, 8, 3, 32, 32])
+    """
+    if time_dim is None or not isinstance(clip, torch.Tensor) or clip.dim() != 5:
+        return clip
+    if not -5 <= time_dim < 5:
+        raise ArgumentError(f"time_dim={time_dim} is out of range for a (B, C, T, H, W) clip of shape "
+                            f"{tuple(clip.shape)}")
+    dim = time_dim % 5
+    if dim == 2:
+        return clip
+    if clip.shape[2] != frames:
+        shape = tuple(clip.shape)
+        hint = (f"; it looks like the model's layout already (T at dim {dim}): give the loader's clips as they "
+                "are, T is moved to the model's time_dim here" if shape[dim] == frames else "")
+        raise ArgumentError(f"the clip for T={frames} has shape {shape}: clips from a loader are (B, C, T, H, W) "
+                            f"with T={frames} at dim 2 (as frameflex's datasets give them){hint}")
+    return clip.movedim(2, dim)
 
 
 def frame_sets(model: nn.Module) -> tuple[int, ...]:

@@ -283,7 +283,54 @@ def test_profile_cascade_and_evaluate_take_a_transformers_model():
     with torch.no_grad():
         torch.testing.assert_close(out.logits, model(clips[16]).logits)
         labels = model(clips[8]).logits.argmax(1)
-    assert evaluate(model, [(clips, labels)], SETS, progress=False)["top1"][8] == 100.0
+    batch = {t: x.transpose(1, 2) for t, x in clips.items()}  # a loader's (B, C, T, H, W)
+    assert evaluate(model, [(batch, labels)], SETS, progress=False)["top1"][8] == 100.0
+
+
+@pytest.mark.parametrize("converted", [True, False])
+def test_evaluate_and_training_give_a_btchw_model_the_loaders_bcthw_clips(converted):
+    from frameflex.evaluate import evaluate
+    from frameflex.selection import input_time_dim
+    from frameflex.training import MultiClipModel, train_one_epoch
+
+    model = ff.convert(build("videomae"), SETS) if converted else build("videomae")  # the plain one: 8 frames only
+    assert input_time_dim(model) == 1  # recorded by convert, or found for the plain class
+    counts = (4, 8) if converted else (8,)
+    batch = {t: clip(t, False) for t in counts}  # (B, C, T, H, W), as collate_clips gives them
+    with torch.no_grad():
+        want = {t: model(x.transpose(1, 2)).logits for t, x in batch.items()}
+        labels = want[counts[0]].argmax(1)
+        torch.testing.assert_close(MultiClipModel(model.eval())(batch), want)
+    result = evaluate(model, [(batch, labels)], counts, progress=False)
+    assert result["top1"] == {t: 100.0 * float((want[t].argmax(1) == labels).float().mean()) for t in counts}
+    assert result["top1"][counts[0]] == 100.0
+    with pytest.raises(ValueError, match=r"clip for T=8 has shape \(2, 8, 3, 32, 32\): clips from a loader are "
+                                         r"\(B, C, T, H, W\).*looks like the model's layout already"):
+        evaluate(model, [({8: batch[8].transpose(1, 2)}, labels)], (8,), progress=False)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sums = train_one_epoch(MultiClipModel(model), ff.FFNLoss(), opt, None, [(batch, labels)], "cpu", progress=False)
+    assert sums["n"] == 1 and torch.isfinite(torch.tensor(sums["loss"]))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_frameflex_train_converts_a_transformers_builder_for_its_layout(tmp_path):
+    from frameflex.selection import input_time_dim
+    from frameflex.training.cli import main as train_main
+
+    (tmp_path / "mine.py").write_text(
+        "from transformers import VideoMAEConfig, VideoMAEForVideoClassification\n"
+        "def build(num_classes):\n"
+        "    return VideoMAEForVideoClassification(VideoMAEConfig(image_size=32, patch_size=8, num_frames=8,\n"
+        "        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,\n"
+        "        num_labels=num_classes))\n")
+    out = tmp_path / "run"
+    assert train_main(["--model", f"{tmp_path}/mine.py:build", "--frame-sets", "4", "8", "--synthetic",
+                       "--synthetic-videos", "4", "--synthetic-val-videos", "2", "--batch-size", "2", "--input-size",
+                       "32", "--workers", "0", "--threads", "1", "--no-progress", "--epochs", "1",
+                       "--out", str(out)]) == 0
+    model = ff.from_pretrained(out / "model", trust_remote_code=True)
+    assert ff.frame_sets(model) == (4, 8) and input_time_dim(model) == 1
 
 
 def test_full_size_mvit_v2_s_built_for_16_runs_at_4():

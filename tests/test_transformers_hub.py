@@ -86,3 +86,27 @@ def test_new_head_and_bad_requests(tmp_path):
     (tmp_path / "ffn" / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="transformers class 'os.system'"):
         ff.from_pretrained(tmp_path / "ffn")
+
+
+def test_frameflex_eval_on_a_saved_converted_folder_over_jpeg_frames(tmp_path, capsys):
+    from test_datasets import write_videos
+
+    from frameflex.datasets import VideoList, eval_transform
+    from frameflex.models._registry import IMAGENET_MEAN, IMAGENET_STD
+    from frameflex.training.eval_cli import main
+
+    videos = write_videos(tmp_path, num_videos=4, num_frames=10, num_classes=5)
+    model = ff.convert(build("videomae"), SETS)
+    ff.save_pretrained(model, tmp_path / "model")
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["input_size"] == 32  # config.image_size
+    out = tmp_path / "acc.json"
+    assert main([str(tmp_path / "model"), "--list", str(videos), "--root", str(tmp_path / "frames"), "--frames", "4",
+                 "8", "--workers", "0", "--device", "cpu", "--no-progress", "--json", str(out)]) == 0
+    assert "VideoMAEForVideoClassification, frame sets [4, 8, 16]" in capsys.readouterr().out
+    # By hand: the dataset's (C, T, H, W) clips given to the model as pixel_values (1, T, C, H, W).
+    ds = VideoList(videos, root=tmp_path / "frames", frame_sets=(4, 8),
+                   transform=eval_transform(32, mean=IMAGENET_MEAN, std=IMAGENET_STD))
+    with torch.no_grad():
+        hits = {t: sum(int(model(ds[i][0][t].transpose(0, 1)[None]).logits.argmax()) == ds[i][1]
+                       for i in range(len(ds))) for t in (4, 8)}
+    assert json.loads(out.read_text())["top1"] == pytest.approx({str(t): 100 * h / len(ds) for t, h in hits.items()})

@@ -20,6 +20,7 @@ from ..datasets import VideoFiles, eval_transform, train_transform, video_datase
 from ..models._recipe import Recipe
 from ..models._registry import create_model, get_spec
 from ..surgery import convert
+from ..temporal import default_time_dim
 from .config import TrainConfig, UsageError
 
 __all__ = ["SeededItems", "build_datasets", "build_model", "InitReport", "init_from", "one_line"]
@@ -173,7 +174,8 @@ def build_model(cfg: TrainConfig, recipe: Recipe, own_recipe: bool, num_classes:
         raise UsageError(f"--model {cfg.model} returned a {type(model).__name__}, not an nn.Module")
     if frame_sets is not None:
         try:
-            model = convert(model, frame_sets, adapters=adapters, time_dim=2)
+            # (B, C, T, H, W) unless a known family takes another layout (transformers: pixel_values).
+            model = convert(model, frame_sets, adapters=adapters, time_dim=default_time_dim(model) or 2)
         except (TypeError, ValueError) as e:
             raise UsageError(f"--model {cfg.model}: {one_line(e)}") from None
     return model, None, kwargs

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .._outputs import logits_of
 from ..data import collate_clips
 from ..evaluate import evaluate
-from ..selection import forward_multi, is_converted
+from ..selection import forward_multi, input_time_dim, is_converted, to_model_layout
 from .distributed import Procs
 
 __all__ = ["MultiClipModel", "train_one_epoch", "validate"]
@@ -28,6 +28,8 @@ class MultiClipModel(nn.Module):
 
     A converted model runs :func:`frameflex.forward_multi`; a plain one is called
     on each clip. One module, so that DDP sees a single forward and backward per step.
+    Clips are a loader's (B, C, T, H, W); a model that takes another layout (its
+    ``time_dim``, e.g. transformers' (B, T, C, H, W)) gets T moved there.
 
     Example:
         >>> net = MultiClipModel(ff.convert(model, [4, 8], time_dim=2))  # doctest: +SKIP
@@ -40,6 +42,8 @@ class MultiClipModel(nn.Module):
         self.model = model
 
     def forward(self, clips: Mapping[int, Tensor]) -> dict[int, Tensor]:
+        time_dim = input_time_dim(self.model)
+        clips = {t: to_model_layout(x, time_dim, t) for t, x in clips.items()}
         if is_converted(self.model):
             return forward_multi(self.model, clips)
         return {t: logits_of(self.model(x)) for t, x in clips.items()}
