@@ -11,7 +11,10 @@ by NLL on validation videos, which are neither training nor test videos):
 - ``temperature``: the max softmax of ``logits / T`` (``ff.cascade(..., temperature=...)``);
 - ``margin``: the gap between the two largest calibrated probabilities;
 - ``entropy``: one minus the calibrated entropy over its maximum, log(classes);
-- ``agree``: ``temperature``, and a clip also stops when its prediction equals the previous count's.
+- ``agree``: ``temperature``, and a clip also stops when its prediction equals the previous count's;
+- ``learned``: a logistic regression per count, fitted on the validation clips, that predicts
+  "this count is right" from the three calibrated signals of every count run so far and their
+  agreements (a combination of the others, not an ``ff.cascade`` rule).
 
 Thresholds are chosen on the validation videos, per seed: the cheapest one whose top-1 ties
 fixed H there ("match"), and the most accurate one within the budget ("budget"); the test
@@ -64,7 +67,7 @@ from reproduce import (  # noqa: E402
 
 THRESHOLDS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)  # the printed sweep
 FINE = tuple(sorted({i / 100 for i in range(101)} | {0.995, 0.998, 0.999, 0.9995, 0.9999}))  # validation's choice
-RULES = ("softmax", "temperature", "margin", "entropy", "agree")
+RULES = ("softmax", "temperature", "margin", "entropy", "agree", "learned")
 QUICK = dict(seeds=1, steps=100, test_videos=256)
 BUDGET = 0.6  # the goal: H's accuracy at <= 60% of H's GMACs
 VAL_SEED = 2_000_000  # videos for temperatures and thresholds: neither training nor test videos
@@ -113,21 +116,67 @@ def exit_signal(logits: torch.Tensor, rule: str, temperature: float) -> tuple[to
     return conf, p.argmax(-1)
 
 
-def simulate(logits: dict[int, torch.Tensor], labels: torch.Tensor, order: tuple[int, ...], threshold: float,
-             rule: str, temps: dict[int, float], gmacs: dict[int, float]) -> dict:
-    """Top-1, mean GMACs and stop shares of one cascade, from the counts' logits."""
+def exit_features(logits: dict[int, torch.Tensor], counts, temps: dict[int, float]) -> torch.Tensor:
+    """(N, features) of the counts run so far: each one's calibrated max, margin and entropy signals,
+    and whether each count agrees with the one before."""
+    cols, prev = [], None
+    for t in counts:
+        cols += [exit_signal(logits[t], rule, temps[t])[0] for rule in ("temperature", "margin", "entropy")]
+        arg = logits[t].argmax(-1)
+        if prev is not None:
+            cols.append((arg == prev).float())
+        prev = arg
+    return torch.stack(cols, 1)
+
+
+def fit_exits(logits, labels, order, temps) -> list[torch.Tensor]:
+    """Per count but the last, logistic-regression weights predicting "this count is right" from
+    ``exit_features`` (the ``learned`` rule; fitted on validation clips)."""
+    weights = []
+    for i, t in enumerate(order[:-1]):
+        x = torch.nn.functional.pad(exit_features(logits, order[:i + 1], temps), (0, 1), value=1.0)
+        y = (logits[t].argmax(1) == labels).float()
+        w = torch.zeros(x.shape[1], requires_grad=True)
+        opt = torch.optim.LBFGS([w], max_iter=200)
+
+        def loss():
+            opt.zero_grad()
+            v = torch.nn.functional.binary_cross_entropy_with_logits(x @ w, y) + 1e-3 * w[:-1].square().sum()
+            v.backward()
+            return v
+
+        opt.step(loss)
+        weights.append(w.detach())
+    return weights
+
+
+def stage_signals(logits, order, rule, temps, exits=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(signal, prediction)`` at each count of the cascade (``learned``: ``exits`` from ``fit_exits``)."""
+    out = []
+    for i, t in enumerate(order):
+        if rule == "learned" and i + 1 < len(order):
+            x = torch.nn.functional.pad(exit_features(logits, order[:i + 1], temps), (0, 1), value=1.0)
+            out.append(((x @ exits[i]).sigmoid(), logits[t].argmax(-1)))
+        else:
+            out.append(exit_signal(logits[t], rule, temps.get(t, 1.0)))
+    return out
+
+
+def simulate(signals, labels: torch.Tensor, order: tuple[int, ...], threshold: float, gmacs: dict[int, float],
+             agree: bool = False) -> dict:
+    """Top-1, mean GMACs and stop shares of one cascade, from ``stage_signals``; ``agree``: a clip
+    also stops when its prediction equals the previous count's."""
     n = len(labels)
     todo = torch.ones(n, dtype=torch.bool)
     pred = torch.zeros(n, dtype=torch.long)
     stop = torch.zeros(n, dtype=torch.long)
     cost = torch.zeros(n)
     prev = None
-    for i, t in enumerate(order):
-        conf, arg = exit_signal(logits[t], rule, temps.get(t, 1.0))
+    for i, (t, (conf, arg)) in enumerate(zip(order, signals)):
         cost[todo] += gmacs[t]
         pred[todo], stop[todo] = arg[todo], t
         sure = conf >= threshold
-        if rule == "agree" and prev is not None:
+        if agree and prev is not None:
             sure |= arg == prev
         if i + 1 < len(order):
             todo &= ~sure
@@ -177,7 +226,7 @@ def check_against_ff_cascade(model, cfg: ReproConfig, logits, labels, order, thr
             out = ff.cascade(model, clips, threshold=threshold, frame_sets=order, temperature=temperature)
             preds.append(out.logits.argmax(1))
             frames.append(out.frames)
-        sim = simulate(logits, labels, order, threshold, rule, temps, gmacs)
+        sim = simulate(stage_signals(logits, order, rule, temps), labels, order, threshold, gmacs)
         if not (torch.equal(torch.cat(preds), sim["pred"]) and torch.equal(torch.cat(frames), sim["frames"])):
             raise AssertionError(f"simulated {rule} cascade {order} @ {threshold} differs from ff.cascade")
 
@@ -254,22 +303,27 @@ def _run(cfg: ReproConfig, thresholds, log, orders, models_dir, val_videos) -> d
             check_against_ff_cascade(model, cfg, logits, labels, orders[0], 0.9, temp, gmacs)
         fixed = {t: 100.0 * (logits[t].argmax(1) == labels).float().mean().item() for t in counts}
         val_h = 100.0 * (vlogits[high].argmax(1) == vlabels).float().mean().item()
-        chosen = {}
+        chosen, sweep, learned_auroc = {}, {}, {}
+        sweep_th = sorted(set(thresholds) | set(FINE))  # the plot's curves; the table prints ``thresholds``
         for rule, o in keys:
-            vsims = {th: simulate(vlogits, vlabels, o, th, rule, temp, gmacs) for th in FINE}
+            exits = fit_exits(vlogits, vlabels, o, temp) if rule == "learned" else None
+            vsig, sig = (stage_signals(z, o, rule, temp, exits) for z in (vlogits, logits))
+            vsims = {th: simulate(vsig, vlabels, o, th, gmacs, rule == "agree") for th in FINE}
             for kind, th in choose(vsims, val_h, gmacs[high], val_videos).items():
                 chosen[rule, o, kind] = None if th is None else {
-                    **simulate(logits, labels, o, th, rule, temp, gmacs), "threshold": th,
+                    **simulate(sig, labels, o, th, gmacs, rule == "agree"), "threshold": th,
                     "val_top1": vsims[th]["top1"], "val_pct_of_H": 100 * vsims[th]["gmacs"] / gmacs[high]}
-        sweep_th = sorted(set(thresholds) | set(FINE))  # the plot's curves; the table prints ``thresholds``
+            for th in sweep_th:
+                sweep[rule, o, th] = simulate(sig, labels, o, th, gmacs, rule == "agree")
+            if rule == "learned":
+                learned_auroc[f"learned {'>'.join(map(str, o))}"] = {
+                    t: auroc(c, logits[t].argmax(1) == labels) for t, (c, _) in zip(o[:-1], sig)}
         runs.append({
-            "fixed": fixed, "chosen": chosen,
-            "cascade": {(rule, o, th): simulate(logits, labels, o, th, rule, temp, gmacs)
-                        for rule, o in keys for th in sweep_th},
+            "fixed": fixed, "chosen": chosen, "cascade": sweep,
             "oracle": {o: oracle(logits, labels, o, gmacs, fixed[high]) for o in orders},
             "ensemble": {o: ensemble_top1(logits, labels, o, temp) for o in orders},
             "auroc": {rule: {t: auroc(exit_signal(logits[t], rule, temp[t])[0], logits[t].argmax(1) == labels)
-                             for t in counts} for rule in RULES if rule != "agree"},
+                             for t in counts} for rule in RULES if rule not in ("agree", "learned")} | learned_auroc,
         })
         temps.append(temp)
         train_s.append(round(secs, 1))
@@ -318,7 +372,7 @@ def _run(cfg: ReproConfig, thresholds, log, orders, models_dir, val_videos) -> d
         "chosen": chosen,
         "oracle": oracles,
         "ensemble": [{"frames": list(o), "top1": mean_std([r["ensemble"][o] for r in runs])} for o in orders],
-        "auroc": {rule: {str(t): _mean_or_none([r["auroc"][rule][t] for r in runs]) for t in counts}
+        "auroc": {rule: {str(t): _mean_or_none([r["auroc"][rule].get(t) for r in runs]) for t in counts}
                   for rule in runs[0]["auroc"]},
         "curves": {f"{rule} {'>'.join(map(str, o))}": [[round(r["pct_of_H"], 1), r["top1"]["mean"]]
                                                        for r in sweep if r["rule"] == rule and tuple(r["frames"]) == o]
@@ -390,6 +444,8 @@ def verdict(result: dict) -> str:
                           key=lambda r: r["top1"]["mean"], default=None)
         if best_budget is not None:
             why.append(f"within the budget the best is {_brief(best_budget)}")
+        below = [f"{t}f {v['vs_H']['gap']:+.1f}" for t, v in result["fixed"].items() if int(t) < high]
+        why.append(f"fixed counts vs H: {', '.join(below)} points")
         line = "goal not met, because " + "; ".join(why)
     for t in matching_fixed:
         line += (f"; note: fixed {t}f alone ties fixed {high}f at {100 * g[str(t)] / g[str(high)]:.0f}% of its MACs")
@@ -484,7 +540,7 @@ def plot(result: dict, path: str, reproduce_json: str | None = None, log=print) 
     ax.plot([g[t] for t in counts], ys, "o-", label="FFN, fixed frame count", markersize=6, color="C2")
     for t, y in zip(counts, ys):
         ax.annotate(f"{t}f", (g[t], y), textcoords="offset points", xytext=(4, -12), fontsize=8)
-    styles = {"softmax": "C3", "temperature": "C4", "margin": "C5", "entropy": "C6", "agree": "C7"}
+    styles = {"softmax": "C3", "temperature": "C4", "margin": "C5", "entropy": "C6", "agree": "C7", "learned": "C8"}
     for key, pts in result["curves"].items():
         rule, order = key.split(" ")
         if order != ">".join(map(str, frames)) and rule != "temperature":

@@ -26,7 +26,7 @@ def test_the_sweep_counts_every_frame_count_a_clip_ran(tmp_path, capsys):
     g = {int(t): v for t, v in res["gmacs"].items()}
     assert g[2] < g[4] < g[8] < g[16]
     assert res["cascade_frames"] == [[4, 8, 16], [8, 16], [2, 8, 16]]  # 2: the cheaper first stage
-    assert {r["rule"] for r in res["cascade"]} == {"softmax", "temperature", "margin", "entropy", "agree"}
+    assert {r["rule"] for r in res["cascade"]} == {"softmax", "temperature", "margin", "entropy", "agree", "learned"}
     rows = {r["threshold"]: r for r in res["cascade"] if r["frames"] == [4, 8, 16] and r["rule"] == "softmax"}
     skip = {r["threshold"]: r for r in res["cascade"] if r["frames"] == [8, 16] and r["rule"] == "softmax"}
     assert skip[0.0]["top1"] == res["fixed"]["8"]["top1"] and skip[1.0]["top1"] == res["fixed"]["16"]["top1"]
