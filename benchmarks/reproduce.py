@@ -1,13 +1,14 @@
 """The FFN paper's main table in miniature: single-H vs separate training (ST) vs FFN, on CPU.
 
-Same tiny TSM (``tsm_tiny``), same :class:`frameflex.synthetic.SyntheticActions` videos
+Same model (``tsm_tiny``; ``--model`` takes another family of ``benchmarks/transformer.py``,
+e.g. its tiny VideoMAE), same :class:`frameflex.synthetic.SyntheticActions` videos
 (the demo's task: 14 classes that need temporal order and detail), same initial weights
 and the same number of optimizer steps (the demo's training loop) for every model:
 
 - ``single_H``: trained at H frames only (the usual recipe);
 - ``separate`` (ST): one model per frame count, trained at L, M and H (three models;
   as in the paper, ST's H model IS the single-H model);
-- ``ffn``: ONE model, ``ff.convert`` with ``TSM_ADAPTERS`` (time_dim=2), trained on the
+- ``ffn``: ONE model, ``ff.convert`` with the family's adapters (TSM: ``TSM_ADAPTERS``), trained on the
   L/M/H clips of every video at once with ``ff.forward_multi`` + ``ff.FFNLoss``.
 
 Every model is evaluated at L, M, H; FFN also at frame counts it never trained on, with
@@ -68,7 +69,6 @@ from frameflex.data import collate_clips  # noqa: E402
 from frameflex.demo import DemoConfig, fit, loader  # noqa: E402
 from frameflex.evaluate import evaluate  # noqa: E402
 from frameflex.layers import nearest_frames  # noqa: E402
-from frameflex.models.tsm import TSM_ADAPTERS, tsm_tiny  # noqa: E402
 from frameflex.synthetic import SyntheticActions  # noqa: E402
 
 #: The held-out videos: one fixed set for every seed (the demo's seed-0 test set), so the
@@ -83,6 +83,8 @@ class ReproConfig:
 
     seeds: int = 5
     first_seed: int = 0
+    # A model family of benchmarks/transformer.py (FAMILIES): tsm_tiny (the demo's) or a tiny video transformer.
+    model: str = "tsm_tiny"
     # The model and the budget per model: the demo's (frameflex/demo.py), one definition.
     # The task is the demo's too: SyntheticActions with its defaults.
     steps: int = _DEMO.steps
@@ -117,6 +119,8 @@ class ReproConfig:
                                 **self.demo(seed, self.train_frames).data_kw())
 
     def check(self) -> None:
+        if self.model not in families():
+            raise ValueError(f"model must be one of {sorted(families())}, got {self.model!r}")
         for name in ("seeds", "steps", "batch_size", "test_videos", "calib_videos", "threads"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
@@ -134,6 +138,36 @@ class ReproConfig:
         return [t for t in self.eval_frames if t not in self.train_frames]
 
 
+def families() -> dict:
+    """The model families (one definition, benchmarks/transformer.py's)."""
+    from transformer import FAMILIES
+
+    return FAMILIES
+
+
+def build(cfg: ReproConfig, frames: tuple[int, ...], ffn: bool) -> torch.nn.Module:
+    """An untrained model of ``cfg.model``: FFN-converted at ``frames``, or plain.
+
+    A transformer's plain model is converted with one branch (its own count) so that its
+    temporal position table follows the clip at other counts; for TSM that changes nothing,
+    and its plain model stays the zoo's.
+    """
+    make, adapters, time_dim, _ = families()[cfg.model]
+    model = make(SyntheticActions.num_classes, cfg)
+    if ffn:
+        return ff.convert(model, frame_sets=frames, adapters=adapters, time_dim=time_dim)
+    return model if cfg.model == "tsm_tiny" else ff.convert(model, frame_sets=(max(frames),), time_dim=time_dim)
+
+
+def inputs(cfg: ReproConfig, batches):
+    """``batches`` as the model takes them: transformers' (B, T, C, H, W) ``pixel_values`` where needed."""
+    if not families()[cfg.model][3]:
+        return batches
+    from transformer import PixelValues
+
+    return PixelValues(batches)
+
+
 # --------------------------------------------------------------------------- training and evaluation
 
 
@@ -141,21 +175,20 @@ def train_model(cfg: ReproConfig, seed: int, frames: tuple[int, ...], ffn: bool)
     """One tiny TSM trained for ``cfg.steps`` steps at ``frames`` (FFN: converted, all of them at once)."""
     dcfg = cfg.demo(seed, frames)
     torch.manual_seed(seed)  # same initial weights for every model of a seed
-    model = tsm_tiny(SyntheticActions.num_classes, width=cfg.width)
-    if ffn:
-        model = ff.convert(model, frame_sets=frames, adapters=[TSM_ADAPTERS], time_dim=2)
+    model = build(cfg, frames, ffn)
     # The same videos for every model of a seed (rendered from (seed, index)); only the
     # clips cut from them differ with the frame counts.
     data = cfg.dataset(cfg.steps * cfg.batch_size, frames, train=True, seed=seed)
     name = "FFN" if ffn else f"{frames[0]}f"
-    seconds = fit(model, loader(data, dcfg, train=True), dcfg, torch.device("cpu"), desc=f"seed {seed} train {name}")
+    seconds = fit(model, inputs(cfg, loader(data, dcfg, train=True)), dcfg, torch.device("cpu"),
+                  desc=f"seed {seed} train {name}")
     return model, seconds
 
 
 def test_loader(cfg: ReproConfig, frames, seed: int = TEST_SEED, videos: int | None = None):
     """Held-out clips (centre sampling) at ``frames``; rendered on the fly, so nothing big stays in memory."""
     data = cfg.dataset(videos or cfg.test_videos, frames, train=False, seed=seed)
-    return loader(data, cfg.demo(seed, cfg.train_frames), train=False)
+    return inputs(cfg, loader(data, cfg.demo(seed, cfg.train_frames), train=False))
 
 
 def accuracy(cfg: ReproConfig, model: torch.nn.Module, frames) -> dict[int, float]:
@@ -176,7 +209,7 @@ def calibrated_accuracy(cfg: ReproConfig, model: torch.nn.Module, seed: int, fra
     loader = torch.utils.data.DataLoader(data, batch_size=64, collate_fn=collate_clips,
                                          generator=torch.Generator().manual_seed(seed))
     torch.manual_seed(seed)  # the segment offsets of the calibration clips
-    ff.calibrate(model, loader, frames=frames, progress=False)
+    ff.calibrate(model, inputs(cfg, loader), frames=frames, progress=False)
     return accuracy(cfg, model, [frames])[frames]
 
 
@@ -232,20 +265,21 @@ def save_ffn(model: torch.nn.Module, models_dir: str, seed: int) -> None:
 
 
 def build_ffn(cfg: ReproConfig) -> torch.nn.Module:
-    """An untrained FFN tsm_tiny of this config (the shape ``save_ffn`` files load into)."""
-    model = tsm_tiny(SyntheticActions.num_classes, width=cfg.width)
-    return ff.convert(model, frame_sets=tuple(cfg.train_frames), adapters=[TSM_ADAPTERS], time_dim=2)
+    """An untrained FFN model of this config (the shape ``save_ffn`` files load into)."""
+    return build(cfg, tuple(cfg.train_frames), ffn=True)
 
 
 def gmacs_per_clip(cfg: ReproConfig) -> dict[str, dict[str, float]]:
-    """GMACs of one clip at each evaluated count: plain tsm_tiny (single-H, ST) and the FFN model."""
+    """GMACs of one clip at each evaluated count: the plain model (single-H, ST) and the FFN model."""
     from frameflex.flops import count_gmacs
 
-    plain = tsm_tiny(SyntheticActions.num_classes, width=cfg.width).eval()
+    plain = build(cfg, tuple(cfg.train_frames), ffn=False).eval()
     ffn = build_ffn(cfg).eval()
     out: dict[str, dict[str, float]] = {"plain": {}, "ffn": {}}
     for t in cfg.eval_frames:
         x = torch.zeros(1, 3, t, cfg.size, cfg.size)
+        if families()[cfg.model][3]:
+            x = x.transpose(1, 2)  # (B, T, C, H, W)
         out["plain"][str(t)] = round(count_gmacs(plain, x), 6)
         out["ffn"][str(t)] = round(count_gmacs(ffn, x), 6)
     return out
@@ -253,7 +287,7 @@ def gmacs_per_clip(cfg: ReproConfig) -> dict[str, dict[str, float]]:
 
 def param_counts(cfg: ReproConfig) -> dict[str, int]:
     """Parameters to store: single-H one plain model, ST three, FFN one converted model."""
-    plain = sum(p.numel() for p in tsm_tiny(SyntheticActions.num_classes, width=cfg.width).parameters())
+    plain = sum(p.numel() for p in build(cfg, tuple(cfg.train_frames), ffn=False).parameters())
     ffn = sum(p.numel() for p in build_ffn(cfg).parameters())
     return {"single_H": plain, "separate": len(cfg.train_frames) * plain, "ffn": ffn}
 
@@ -358,8 +392,9 @@ def table(cfg: ReproConfig, summary: dict[str, dict[int, dict]], tests: dict | N
 
 
 def budget(cfg: ReproConfig) -> str:
+    model = f"tsm_tiny width {cfg.width}" if cfg.model == "tsm_tiny" else cfg.model
     return (f"{cfg.steps} steps of batch {cfg.batch_size} per model (AdamW, one-cycle, lr {cfg.lr:g}), "
-            f"tsm_tiny width {cfg.width}, {cfg.size} px, {cfg.seeds} seeds")
+            f"{model}, {cfg.size} px, {cfg.seeds} seeds")
 
 
 def plot(cfg: ReproConfig, summary: dict[str, dict[int, dict]], path: str, log=print,
@@ -395,7 +430,8 @@ def plot(cfg: ReproConfig, summary: dict[str, dict[int, dict]], path: str, log=p
     ax.set_xlabel("frames at test (dotted: trained counts L/M/H)")
     ax.set_ylabel("top-1 (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(f"SyntheticActions ({SyntheticActions.num_classes} classes), mean ± std over seeds", fontsize=10)
+    ax.set_title(f"SyntheticActions ({SyntheticActions.num_classes} classes), {cfg.model}, mean ± std over seeds",
+                 fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.text(0.01, 0.01, "training: " + budget(cfg), fontsize=7)
@@ -429,7 +465,7 @@ def plot_gmacs(cfg: ReproConfig, summary: dict[str, dict[int, dict]], gmacs: dic
     ax.set_xlabel("GMACs per clip (log scale)")
     ax.set_ylabel("top-1 (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(f"SyntheticActions, tsm_tiny, mean over {cfg.seeds} seeds", fontsize=10)
+    ax.set_title(f"SyntheticActions, {cfg.model}, mean over {cfg.seeds} seeds", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.text(0.01, 0.01, "training: " + budget(cfg), fontsize=7)
@@ -520,7 +556,7 @@ def summarize(cfg: ReproConfig, seeds: list[int], per_seed: dict[str, dict[int, 
         "gmacs": gmacs_per_clip(cfg),
         "claims": claims(cfg, summary, tests),
         "config": {**dataclasses.asdict(cfg), "seeds": len(seeds), "seed_list": seeds, "test_seed": TEST_SEED,
-                   "machine": machine(), "model": "tsm_tiny",
+                   "machine": machine(),
                    "optimizer": "AdamW wd 0.01, one-cycle (frameflex.demo.fit)"},
         "train_s": train_s,
     }

@@ -82,8 +82,22 @@ def test_reproduce_is_deterministic():
     assert a["per_seed"] == b["per_seed"]
 
 
+def test_reproduce_runs_the_same_table_for_a_video_transformer(capsys):
+    pytest.importorskip("transformers")
+    res = _module("reproduce")["main"](TINY + ["--model", "videomae_tiny", "--seeds", "1",
+                                               "--eval-frames", "4", "6", "8", "16"])
+    assert res["config"]["model"] == "videomae_tiny" and sorted(res["any_frame"]["calibrated"]) == ["6"]
+    p = res["params"]  # VideoMAE's parameters, not TSM's; FFN adds private norms and adapters
+    vmae = _module("transformer")["videomae_tiny"](res["task"]["classes"])
+    assert p["single_H"] == sum(w.numel() for w in vmae.parameters()) and p["separate"] == 3 * p["single_H"]
+    assert p["ffn"] > p["single_H"]
+    assert "videomae_tiny, 32 px" in capsys.readouterr().out
+
+
 def test_reproduce_rejects_bad_configs():
     main = _module("reproduce")["main"]
+    with pytest.raises(ValueError, match="model must be one of"):
+        main(TINY + ["--model", "resnet"])
     with pytest.raises(ValueError, match="eval_frames must include"):
         main(TINY + ["--eval-frames", "4", "8"])
     with pytest.raises(ValueError, match="train_frames"):
