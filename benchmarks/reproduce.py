@@ -69,6 +69,7 @@ from frameflex.data import collate_clips  # noqa: E402
 from frameflex.demo import DemoConfig, fit, loader  # noqa: E402
 from frameflex.evaluate import evaluate  # noqa: E402
 from frameflex.layers import nearest_frames  # noqa: E402
+from frameflex.selection import input_time_dim, to_model_layout  # noqa: E402
 from frameflex.synthetic import SyntheticActions  # noqa: E402
 
 #: The held-out videos: one fixed set for every seed (the demo's seed-0 test set), so the
@@ -116,7 +117,7 @@ class ReproConfig:
     def dataset(self, num_videos: int, frames, train: bool, seed: int) -> SyntheticActions:
         """Videos of the task (the demo's), rendered from ``(seed, index)``."""
         return SyntheticActions(num_videos, frame_sets=tuple(frames), train=train, seed=seed,
-                                **self.demo(seed, self.train_frames).data_kw())
+                                transform=families()[self.model][3], **self.demo(seed, self.train_frames).data_kw())
 
     def check(self) -> None:
         if self.model not in families():
@@ -159,13 +160,11 @@ def build(cfg: ReproConfig, frames: tuple[int, ...], ffn: bool) -> torch.nn.Modu
     return model if cfg.model == "tsm_tiny" else ff.convert(model, frame_sets=(max(frames),), time_dim=time_dim)
 
 
-def inputs(cfg: ReproConfig, batches):
-    """``batches`` as the model takes them: transformers' (B, T, C, H, W) ``pixel_values`` where needed."""
-    if not families()[cfg.model][3]:
-        return batches
-    from transformer import PixelValues
-
-    return PixelValues(batches)
+def model_layout(model: torch.nn.Module, batches, frames: int):
+    """A loader's (B, C, T, H, W) batches in the layout ``model`` takes (``ff.calibrate`` feeds clips as they are)."""
+    time_dim = input_time_dim(model)
+    for clips, y in batches:
+        yield {frames: to_model_layout(clips[frames], time_dim, frames)}, y
 
 
 # --------------------------------------------------------------------------- training and evaluation
@@ -180,15 +179,14 @@ def train_model(cfg: ReproConfig, seed: int, frames: tuple[int, ...], ffn: bool)
     # clips cut from them differ with the frame counts.
     data = cfg.dataset(cfg.steps * cfg.batch_size, frames, train=True, seed=seed)
     name = "FFN" if ffn else f"{frames[0]}f"
-    seconds = fit(model, inputs(cfg, loader(data, dcfg, train=True)), dcfg, torch.device("cpu"),
-                  desc=f"seed {seed} train {name}")
+    seconds = fit(model, loader(data, dcfg, train=True), dcfg, torch.device("cpu"), desc=f"seed {seed} train {name}")
     return model, seconds
 
 
 def test_loader(cfg: ReproConfig, frames, seed: int = TEST_SEED, videos: int | None = None):
     """Held-out clips (centre sampling) at ``frames``; rendered on the fly, so nothing big stays in memory."""
     data = cfg.dataset(videos or cfg.test_videos, frames, train=False, seed=seed)
-    return inputs(cfg, loader(data, cfg.demo(seed, cfg.train_frames), train=False))
+    return loader(data, cfg.demo(seed, cfg.train_frames), train=False)
 
 
 def accuracy(cfg: ReproConfig, model: torch.nn.Module, frames) -> dict[int, float]:
@@ -209,7 +207,7 @@ def calibrated_accuracy(cfg: ReproConfig, model: torch.nn.Module, seed: int, fra
     loader = torch.utils.data.DataLoader(data, batch_size=64, collate_fn=collate_clips,
                                          generator=torch.Generator().manual_seed(seed))
     torch.manual_seed(seed)  # the segment offsets of the calibration clips
-    ff.calibrate(model, inputs(cfg, loader), frames=frames, progress=False)
+    ff.calibrate(model, model_layout(model, loader, frames), frames=frames, progress=False)
     return accuracy(cfg, model, [frames])[frames]
 
 
@@ -278,10 +276,8 @@ def gmacs_per_clip(cfg: ReproConfig) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {"plain": {}, "ffn": {}}
     for t in cfg.eval_frames:
         x = torch.zeros(1, 3, t, cfg.size, cfg.size)
-        if families()[cfg.model][3]:
-            x = x.transpose(1, 2)  # (B, T, C, H, W)
-        out["plain"][str(t)] = round(count_gmacs(plain, x), 6)
-        out["ffn"][str(t)] = round(count_gmacs(ffn, x), 6)
+        out["plain"][str(t)] = round(count_gmacs(plain, to_model_layout(x, input_time_dim(plain), t)), 6)
+        out["ffn"][str(t)] = round(count_gmacs(ffn, to_model_layout(x, input_time_dim(ffn), t)), 6)
     return out
 
 
