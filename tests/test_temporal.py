@@ -358,3 +358,14 @@ def test_install_can_be_undone(name):
     assert not any(isinstance(m, TemporalTable) for m in model.modules())
     with torch.no_grad():
         torch.testing.assert_close(model(x).logits, ref)
+
+
+def test_torch_compile_follows_the_branch_switch():
+    # backend="eager": dynamo's tracing and guards (what a branch switch could break) in seconds;
+    # inductor compiles the same graphs.
+    model = ff.convert(build("videomae"), SETS)
+    compiled = torch.compile(model, backend="eager")
+    with torch.no_grad():
+        for t in (4, 8, 4):  # the second 4 reuses its graph: the guards must see the switch back
+            x = clip(t, True)
+            torch.testing.assert_close(compiled(x).logits, model(x).logits, atol=1e-5, rtol=0)
