@@ -47,13 +47,13 @@ def test_data_throughput_table_covers_every_source_decoder_and_sampling(capsys):
 def test_transformer_benchmark_prints_both_runs_per_family(capsys, tmp_path):
     import json
 
-    _main("transformer")(["--quick", "--families", "videomae_tiny", "--out", str(tmp_path / "t.json")])
+    _main("transformer")(["--quick", "--families", "timesformer_tiny", "--out", str(tmp_path / "t.json")])
     out = capsys.readouterr().out
-    assert "| frames | videomae_tiny single-H | videomae_tiny FFN |" in out
+    assert "| frames | timesformer_tiny single-H | timesformer_tiny FFN |" in out
     assert "| 6* |" in out and "| 16 |" in out
     result = json.loads((tmp_path / "t.json").read_text())
-    assert sorted(result["top1"]) == ["videomae_tiny FFN", "videomae_tiny single-H"]
-    assert sorted(result["top1"]["videomae_tiny FFN"], key=int) == ["4", "6", "8", "12", "16"]
+    assert sorted(result["top1"]) == ["timesformer_tiny FFN", "timesformer_tiny single-H"]
+    assert sorted(result["top1"]["timesformer_tiny FFN"], key=int) == ["4", "6", "8", "12", "16"]
 
 
 def test_gpu_benchmark_runs_on_cpu_at_tiny_sizes(tmp_path):
