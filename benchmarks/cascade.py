@@ -26,18 +26,18 @@ videos (``reproduce.paired``, the reproduce rule) at <= 60% of H's GMACs.
 Run (2-core CPU):
 
     python benchmarks/cascade.py --out benchmarks/results/cascade.json --plot benchmarks/results/cascade.png
-    python benchmarks/cascade.py --models models/ --seeds 5 --reproduce benchmarks/results/reproduce.json
+    python benchmarks/cascade.py --models models/ --reproduce benchmarks/results/reproduce.json
     python benchmarks/cascade.py --quick
 
-Takes every ``reproduce.py`` config flag (``--steps``, ``--first-seed`` ...; one seed unless
-``--seeds``) plus ``--thresholds`` (the printed sweep), ``--val-videos`` and ``--cascade-frames``
-(repeatable; any counts ending at H, e.g. ``--cascade-frames 2 8 16``: a count the model was
-not trained on runs its nearest branch). ``--out`` JSON: ``{"frame_sets", "cascade_frames",
-"gmacs": {T: g}, "temperature": {T: [per seed]}, "fixed": {T: {"top1", "gmacs", "vs_H"}},
-"cascade": [sweep rows], "chosen": [rows at validation thresholds], "oracle", "ensemble",
-"auroc", "goal", "verdict", "task", "config", "wall_s", "cpu_s"}``; a row is ``{"rule", "frames",
-"threshold", "top1", "gmacs", "pct_of_H", "stopped": {T: %}, "vs_H"}`` with ``top1`` and ``gmacs``
-as ``{"mean", "std"}`` over seeds.
+Takes every ``reproduce.py`` config flag (``--steps``, ``--first-seed`` ...; when it trains,
+one seed unless ``--seeds``; with ``--models``, reproduce's seeds) plus ``--thresholds`` (the
+printed sweep), ``--val-videos`` and ``--cascade-frames`` (repeatable; any counts ending at H,
+e.g. ``--cascade-frames 2 8 16``: a count the model was not trained on runs its nearest branch).
+``--out`` JSON: ``{"frame_sets", "cascade_frames", "gmacs": {T: g}, "temperature": {T: [per
+seed]}, "fixed": {T: {"top1", "gmacs", "vs_H"}}, "cascade": [sweep rows], "chosen": [rows at
+validation thresholds], "oracle", "ensemble", "auroc", "curves", "goal", "verdict", "task",
+"config", "wall_s", "cpu_s"}``; a row is ``{"rule", "frames", "threshold", "top1", "gmacs",
+"pct_of_H", "stopped": {T: %}, "vs_H"}`` with ``top1`` and ``gmacs`` as ``{"mean", "std"}`` over seeds.
 """
 from __future__ import annotations
 
@@ -592,7 +592,7 @@ def main(argv=None) -> dict:
     if args.val_videos <= 0:
         p.error(f"--val-videos must be positive, got {args.val_videos}")
     cfg = config_from_args(args, QUICK)
-    if args.seeds is None and not args.quick:
+    if args.seeds is None and not args.quick and not args.models:
         cfg = dataclasses.replace(cfg, seeds=1)  # one training run fits the 10-minute budget
     return run(cfg, args.thresholds, args.out, cascade_frames=args.cascade_frames,
                models_dir=args.models, val_videos=args.val_videos, plot_path=args.plot, reproduce_json=args.reproduce)

@@ -106,7 +106,8 @@ def test_auroc_and_the_exit_signals():
     assert m["auroc"](torch.tensor([0.9, 0.3, 0.5, 0.1]), right) == 0.75  # 3 of 4 (right, wrong) pairs in order
     assert m["auroc"](torch.tensor([0.9, 0.3]), torch.tensor([True, True])) is None
     z = torch.tensor([[0.0, 0.0, 0.0, 0.0], [20.0, 0.0, 0.0, 0.0], [math.log(3), 0.0, -1e9, -1e9]])
-    for rule, expected in (("margin", [0.0, 1.0, 0.5]), ("entropy", [0.0, 1.0, 1 - math.log(4 / 3 ** 0.75) / math.log(4)]),
+    entropy = 1 - math.log(4 / 3 ** 0.75) / math.log(4)  # probabilities 3/4, 1/4: entropy log(4 / 3^(3/4))
+    for rule, expected in (("margin", [0.0, 1.0, 0.5]), ("entropy", [0.0, 1.0, entropy]),
                            ("softmax", [0.25, 1.0, 0.75])):
         conf, pred = m["exit_signal"](z, rule, 1.0)
         torch.testing.assert_close(conf, torch.tensor(expected), atol=1e-5, rtol=0)
