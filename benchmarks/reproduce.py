@@ -1,7 +1,7 @@
 """The FFN paper's main table in miniature: single-H vs separate training (ST) vs FFN, on CPU.
 
 Same model (``tsm_tiny``; ``--model`` takes another family of ``benchmarks/transformer.py``,
-e.g. its tiny VideoMAE), same :class:`frameflex.synthetic.SyntheticActions` videos
+e.g. its tiny TimeSformer), same :class:`frameflex.synthetic.SyntheticActions` videos
 (the demo's task: 14 classes that need temporal order and detail), same initial weights
 and the same number of optimizer steps (the demo's training loop) for every model:
 
@@ -84,7 +84,8 @@ class ReproConfig:
 
     seeds: int = 5
     first_seed: int = 0
-    # A model family of benchmarks/transformer.py (FAMILIES): tsm_tiny (the demo's) or a tiny video transformer.
+    # A model family of benchmarks/transformer.py (FAMILIES): tsm_tiny (the demo's) or a tiny video
+    # transformer (timesformer_tiny: its own lr, transformer.LR, unless --lr is given).
     model: str = "tsm_tiny"
     # The model and the budget per model: the demo's (frameflex/demo.py), one definition.
     # The task is the demo's too: SyntheticActions with its defaults.
@@ -635,12 +636,16 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace, quick: dict) -> ReproConfig:
-    """The defaults, then ``quick`` if ``--quick``, then every flag given."""
+    """The defaults (a model family's own learning rate), then ``quick`` if ``--quick``, then every flag given."""
+    from transformer import LR
+
     kw = dict(quick) if args.quick else {}
     for f in dataclasses.fields(ReproConfig):
         v = getattr(args, f.name)
         if v is not None:
             kw[f.name] = tuple(v) if isinstance(v, list) else v
+    if "lr" not in kw and kw.get("model") in LR:
+        kw["lr"] = LR[kw["model"]]
     return ReproConfig(**kw)
 
 

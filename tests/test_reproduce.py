@@ -84,14 +84,16 @@ def test_reproduce_is_deterministic():
 
 def test_reproduce_runs_the_same_table_for_a_video_transformer(capsys):
     pytest.importorskip("transformers")
-    res = _module("reproduce")["main"](TINY + ["--model", "videomae_tiny", "--seeds", "1",
+    res = _module("reproduce")["main"](TINY + ["--model", "timesformer_tiny", "--seeds", "1",
                                                "--eval-frames", "4", "6", "8", "16"])
-    assert res["config"]["model"] == "videomae_tiny" and sorted(res["any_frame"]["calibrated"]) == ["6"]
-    p = res["params"]  # VideoMAE's parameters, not TSM's; FFN adds private norms and adapters
-    vmae = _module("transformer")["videomae_tiny"](res["task"]["classes"])
-    assert p["single_H"] == sum(w.numel() for w in vmae.parameters()) and p["separate"] == 3 * p["single_H"]
+    assert res["config"]["model"] == "timesformer_tiny" and sorted(res["any_frame"]["calibrated"]) == ["6"]
+    bench = _module("transformer")
+    assert res["config"]["lr"] == bench["LR"]["timesformer_tiny"] != 3e-3  # the family's own lr
+    p = res["params"]  # the transformer's parameters, not TSM's; FFN adds private norms and adapters
+    plain = bench["timesformer_tiny"](res["task"]["classes"])
+    assert p["single_H"] == sum(w.numel() for w in plain.parameters()) and p["separate"] == 3 * p["single_H"]
     assert p["ffn"] > p["single_H"]
-    assert "videomae_tiny, 32 px" in capsys.readouterr().out
+    assert "timesformer_tiny, 32 px" in capsys.readouterr().out
 
 
 def test_reproduce_rejects_bad_configs():
