@@ -308,6 +308,17 @@ class ClipBatch(tuple):
         return ClipBatch(({t: c.pin_memory() for t, c in clips.items()}, labels.pin_memory()), self.skipped)
 
 
+def _stack(tensors: list[Tensor]) -> Tensor:
+    """``torch.stack``; in a DataLoader worker straight into shared memory, as ``default_collate`` does,
+    so the batch is not copied again on its way to the main process."""
+    out = None
+    if torch.utils.data.get_worker_info() is not None:
+        first = tensors[0]
+        storage = first._typed_storage()._new_shared(len(tensors) * first.numel(), device=first.device)
+        out = first.new(storage).resize_(len(tensors), *first.shape)
+    return torch.stack(tensors, out=out)
+
+
 def collate_clips(batch: Sequence[Any]) -> Union[dict[int, Tensor], ClipBatch]:
     """``collate_fn`` for a DataLoader over ``({T: clip}, label)`` or ``{T: clip}`` items.
 
@@ -346,7 +357,7 @@ def collate_clips(batch: Sequence[Any]) -> Union[dict[int, Tensor], ClipBatch]:
     for i, d in enumerate(dicts):
         if sorted(d) != keys:
             raise ValueError(f"batch item {i} has frame counts {sorted(d)}, item 0 has {keys}")
-    clips = {t: torch.stack([d[t] for d in dicts]) for t in keys}
+    clips = {t: _stack([d[t] for d in dicts]) for t in keys}
     if not with_labels:
         if skipped:
             raise DataError(f"collate_clips: unlabelled items cannot report skipped videos: {skipped[0]}")

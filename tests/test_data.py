@@ -216,6 +216,22 @@ def test_collate_stacks_clips_and_labels():
     assert isinstance(only, dict) and only[8].shape == (3, 3, 8, 5, 5)
 
 
+def _collate_reporting_shared(batch):
+    (clips, y) = collate_clips(batch)
+    return {t: c.is_shared() for t, c in clips.items()}, clips, y
+
+
+def test_collate_in_a_worker_stacks_into_shared_memory():
+    """As default_collate: a worker's batch is built in shared memory, so sending it copies nothing more."""
+    items = [({4: torch.full((3, 4, 5, 5), float(i)), 8: torch.rand(3, 8, 5, 5)}, i) for i in range(4)]
+    assert not collate_clips(items)[0][4].is_shared()  # in the main process: plain memory
+    loader = torch.utils.data.DataLoader(items, batch_size=2, num_workers=1, collate_fn=_collate_reporting_shared)
+    got = list(loader)
+    assert [shared for shared, _, _ in got] == [{4: True, 8: True}] * 2
+    want = collate_clips(items[2:])
+    assert all(torch.equal(got[1][1][t], want[0][t]) for t in (4, 8)) and got[1][2].tolist() == [2, 3]
+
+
 def test_collate_soft_labels_and_mismatched_frame_counts():
     soft = [({4: torch.zeros(3, 4, 2, 2)}, torch.tensor([0.25, 0.75])) for _ in range(2)]
     _, y = collate_clips(soft)
