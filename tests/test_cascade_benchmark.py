@@ -65,6 +65,15 @@ def test_cascade_frames_may_skip_counts_and_must_end_at_H():
         _module()["main"](TINY + ["--cascade-frames", "4", "8"])
 
 
+def test_a_transformer_family_gets_its_own_clip_layout():
+    pytest.importorskip("transformers")
+    res = _module()["main"](TINY + ["--model", "videomae_tiny", "--test-videos", "8", "--val-videos", "8",
+                                    "--thresholds", "0.5", "--cascade-frames", "8", "16"])
+    # ff.cascade was fed (B, T, C, H, W) clips and agreed with the simulation (it raises otherwise)
+    assert res["config"]["model"] == "videomae_tiny" and res["cascade_frames"] == [[8, 16]]
+    assert res["gmacs"]["8"] < res["gmacs"]["16"]
+
+
 def test_cascade_loads_the_models_reproduce_saved(tmp_path):
     models = tmp_path / "models"
     args = TINY[:-2] + ["--seeds", "1", "--eval-frames", "4", "8", "16"]
