@@ -10,7 +10,7 @@ For each input B x 3 x T x S x S (default 2x3x8x64x64 and 1x3x8x112x112) of one 
     converted + adapters   ``ff.convert(..., adapters="auto")``
     specialized(T)         ``ff.specialize(<converted + adapters>, T)``: a plain module again
   train (``model.train()``, forward + cross-entropy + backward)
-    plain, converted, converted + adapters
+    plain, plain copy (A/A), converted, converted + adapters
   multi-frame training (the adapters model, frame counts 4/8/16, the first input's batch and size)
     forward_multi step     ``ff.forward_multi(model, {4: x4, 8: x8, 16: x16})`` + ``ff.FFNLoss`` + backward
     3 single-T steps       for each T, ``with ff.frames(model, T)``: forward + cross-entropy + backward,
@@ -150,8 +150,9 @@ def _run(args) -> list[dict]:
     base, adapters = build(args.model)
     base = base.to(device)
     evals = variants(base.eval(), adapters, args.seed)
-    trains = {k: copy.deepcopy(m).train() for k, m in evals.items()}
     evals["plain copy (A/A)"] = copy.deepcopy(base)
+    trains = {k: copy.deepcopy(evals[k]).train() for k in ("plain", "plain copy (A/A)", "converted",
+                                                           "converted + adapters")}
     for m in evals.values():
         m.eval()
     gen = torch.Generator().manual_seed(args.seed)
@@ -218,7 +219,7 @@ def _run(args) -> list[dict]:
     print()
     print("paired ratio = median over rounds of variant / base timed in the same round (base: plain; for the "
           "multi-frame step, the sum of the 3 single-T steps). CPU-time ratio = the same in process CPU time. "
-          "MISS* = missed by less than the eval A/A row is off from 1 at that input: within noise.")
+          "MISS* = missed by less than the A/A row of that input and mode is off from 1: within noise.")
     print(f"wall time {time.perf_counter() - start:.0f} s")
     if args.csv:
         write_csv(args.csv, headers[:-1] + ["verdict"], [[r[h] for h in headers[:-1]] + [r["verdict"]] for r in rows])
@@ -257,7 +258,7 @@ def _rows(group, wall, cpu) -> list[dict]:
         names = {**{k: names[k] for k in singles}, summed: summed, "forward_multi step": names["forward_multi step"]}
         base = summed
     noise = None
-    if mode == "eval":
+    if "plain copy (A/A)" in names:
         aa, p = wall[names["plain copy (A/A)"]], wall[names["plain"]]
         noise = abs(median(paired_ratios(aa, p)) - 1)
     rows = []
