@@ -28,6 +28,7 @@ Run (2-core CPU):
     python benchmarks/cascade.py --out benchmarks/results/cascade.json --plot benchmarks/results/cascade.png
     python benchmarks/cascade.py --models models/ --reproduce benchmarks/results/reproduce.json
     python benchmarks/cascade.py --quick
+    python benchmarks/cascade.py --replot benchmarks/results/cascade.json --plot c.png  # no training
 
 Takes every ``reproduce.py`` config flag (``--steps``, ``--first-seed`` ...; when it trains,
 one seed unless ``--seeds``; with ``--models``, reproduce's seeds) plus ``--thresholds`` (the
@@ -538,7 +539,8 @@ def plot(result: dict, path: str, reproduce_json: str | None = None, log=print) 
             rep = json.load(f)
         for block, label, style in (("single_H", "single-H (one model)", "s:"), ("separate", "ST (3 models)", "^:")):
             ys = [rep["top1"][block][str(t)] for t in frames]
-            ax.plot([g[t] for t in frames], ys, style, label=label, markersize=6)
+            ax.plot([g[t] for t in frames], ys, style, markersize=6,
+                    label=f"{label}, reproduce.py mean of {rep['seeds']} seeds")
     counts = sorted(g)
     ys = [result["fixed"][str(t)]["top1"]["mean"] for t in counts]
     ax.plot([g[t] for t in counts], ys, "o-", label="FFN, fixed frame count", markersize=6, color="C2")
@@ -592,8 +594,17 @@ def main(argv=None) -> dict:
     p.add_argument("--cascade-frames", type=int, nargs="+", action="append", default=None,
                    help="the counts one cascade tries, in order, ending at H; repeat for several cascades "
                         "(default: L>M>H, M>H and L/2>M>H)")
+    p.add_argument("--replot", default=None, metavar="RESULTS_JSON",
+                   help="print the tables of a saved --out file and draw --plot from it (no training)")
     add_config_args(p)
     args = p.parse_args(argv)
+    if args.replot:
+        with open(args.replot) as f:
+            result = json.load(f)
+        report(result)
+        if args.plot:
+            plot(result, args.plot, args.reproduce)
+        return result
     if args.val_videos <= 0:
         p.error(f"--val-videos must be positive, got {args.val_videos}")
     cfg = config_from_args(args, QUICK)

@@ -55,6 +55,17 @@ def test_the_sweep_counts_every_frame_count_a_clip_ran(tmp_path, capsys):
         "goal met" if res["goal"]["pass"] else "goal not met, because ")
 
 
+def test_replot_prints_the_saved_run_and_draws_its_plot(tmp_path, capsys):
+    out, png = tmp_path / "c.json", tmp_path / "c.png"
+    main = _module()["main"]
+    main(TINY + ["--thresholds", "0.5", "--cascade-frames", "8", "16", "--out", str(out)])
+    first = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("|", "verdict"))]
+    assert main(["--replot", str(out), "--plot", str(png)]) == json.loads(out.read_text())
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith(("|", "verdict"))] == first
+    pytest.importorskip("matplotlib")
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
 def test_cascade_frames_may_skip_counts_and_must_end_at_H():
     res = _module()["main"](TINY + ["--thresholds", "1", "--cascade-frames", "8", "16"])
     g = {int(t): v for t, v in res["gmacs"].items()}
