@@ -20,9 +20,13 @@ Every round runs every variant once, all of them in one fresh shuffled order (wa
 rounds first, discarded), so drift and other jobs on the machine hit every variant
 alike. Each ratio is the median over rounds of variant / base timed in the same round
 (the PASS/MISS basis); the ratio in process CPU time (CPU only) is shown beside it.
-Eval and train use separate model copies (``train()`` drops the adapters' cached weights).
+Eval and train use separate model copies (``train()`` drops the adapters' cached weights), and
+every variant has ``--copies`` copies (default 4) timed in turn, round r on copy r mod 4: where a
+model's tensors sit in memory moves its speed by several percent (two copies of the same model can
+differ by 5-10%), and averaging over placements keeps that out of the ratios. Warm-up rounds are
+at least as many as copies.
 
-    python benchmarks/overhead.py                                   # ~20 min on a loaded 2-core CPU
+    python benchmarks/overhead.py                                   # ~4 min on an idle 2-core CPU
     python benchmarks/overhead.py --inputs 1x8x112 --rounds 20 --csv overhead.csv
     python benchmarks/overhead.py --quick                           # smoke test, tiny sizes, seconds
 
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import os
 import sys
 import time
@@ -123,6 +128,8 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--warmup", type=int, default=2, help="untimed warm-up rounds (default: %(default)s)")
     ap.add_argument("--calls", type=int, default=1,
                     help="calls of each variant in a row per round, the fastest kept (default: %(default)s)")
+    ap.add_argument("--copies", type=int, default=4,
+                    help="copies of each model, timed in turn (memory placement averages out; default: %(default)s)")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: %(default)s)")
     ap.add_argument("--device", default=None, help="cuda if available, else cpu")
     ap.add_argument("--no-train", action="store_true", help="eval rows only")
@@ -131,9 +138,9 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--csv", default=None, help="also write the table to this CSV file")
     args = ap.parse_args(argv)
     if args.quick:
-        args.inputs, args.rounds, args.warmup = [(2, 4, 32)], 1, 0
-    if args.rounds < 1 or args.warmup < 0 or args.threads < 1:
-        ap.error("--rounds and --threads must be >= 1, --warmup >= 0")
+        args.inputs, args.rounds, args.warmup, args.copies = [(2, 4, 32)], 1, 0, 1
+    if args.rounds < 1 or args.warmup < 0 or args.threads < 1 or args.copies < 1:
+        ap.error("--rounds, --threads and --copies must be >= 1, --warmup >= 0")
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -155,6 +162,12 @@ def _run(args) -> list[dict]:
                                                            "converted + adapters")}
     for m in evals.values():
         m.eval()
+    # Where a model's tensors land in memory moves its speed by several percent (an A/A pair of
+    # identical copies can differ by 5-10%), so each variant has --copies copies, used in turn:
+    # round r times copy r mod K of every variant.
+    eval_copies = [evals] + [copy.deepcopy(evals) for _ in range(args.copies - 1)]
+    train_copies = [trains] + [copy.deepcopy(trains) for _ in range(args.copies - 1)]
+    args.warmup = max(args.warmup, args.copies)  # every copy runs once before timing starts
     gen = torch.Generator().manual_seed(args.seed)
 
     def clip(b, t, s):
@@ -164,7 +177,10 @@ def _run(args) -> list[dict]:
     for b, t, s in args.inputs:
         label, x = f"{b}x3x{t}x{s}x{s}", clip(b, t, s)
         target = torch.randint(0, NUM_CLASSES, (b,), generator=gen).to(device)
-        specialized = ff.specialize(evals["converted + adapters"], t).eval()
+        def specialize(m, t=t):
+            return ff.specialize(m, t).eval()
+
+        specialized = specialize(evals["converted + adapters"])
         with torch.no_grad():
             ref = evals["plain"](x)
             diffs = {k: (m(x) - ref).abs().max().item() for k, m in evals.items()}
@@ -172,18 +188,19 @@ def _run(args) -> list[dict]:
         print(f"{args.model} {label}: max |output - plain| " + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items())
               + " (adapters are random; specialized is against converted + adapters)", file=sys.stderr)
         names = {}
-        for k, m in [("plain", evals["plain"]), ("plain copy (A/A)", evals["plain copy (A/A)"]),
-                     ("converted", evals["converted"]), ("converted + adapters", evals["converted + adapters"]),
-                     (f"specialized({t})", specialized)]:
+        for k in ("plain", "plain copy (A/A)", "converted", "converted + adapters", f"specialized({t})"):
             names[k] = f"{label} eval {k}"
-            fns[names[k]] = (lambda m=m, x=x: m(x))
+            ms = [specialize(c["converted + adapters"]) if k.startswith("specialized") else c[k]
+                  for c in eval_copies]
+            fns[names[k]] = _in_turn([lambda m=m, x=x: m(x) for m in ms])
         groups.append((label, "eval", names, "plain"))
         if args.no_train:
             continue
         names = {}
-        for k, m in trains.items():
+        for k in trains:
             names[k] = f"{label} train {k}"
-            fns[names[k]] = (lambda m=m, x=x, y=target: _step(m, lambda: F.cross_entropy(m(x), y)))
+            fns[names[k]] = _in_turn([lambda m=c[k], x=x, y=target: _step(m, lambda: F.cross_entropy(m(x), y))
+                                      for c in train_copies])
         groups.append((label, "train", names, "plain"))
     if not args.no_train:
         b, _, s = args.inputs[0]
@@ -201,7 +218,7 @@ def _run(args) -> list[dict]:
     print(header_line(device, args.threads))
     print(f"{args.model}, {args.rounds} rounds (+{args.warmup} warm-up), every variant once per round in one "
           f"shuffled order{f' (fastest of {args.calls} calls in a row)' if args.calls > 1 else ''}; {len(fns)} "
-          f"variants; seed {args.seed}{' [--quick]' if args.quick else ''}")
+          f"variants, {args.copies} copies of each used in turn; seed {args.seed}{' [--quick]' if args.quick else ''}")
     start, cpu = time.perf_counter(), {}
 
     def progress(r: int, _) -> None:
@@ -225,6 +242,12 @@ def _run(args) -> list[dict]:
         write_csv(args.csv, headers[:-1] + ["verdict"], [[r[h] for h in headers[:-1]] + [r["verdict"]] for r in rows])
         print(f"wrote {args.csv}")
     return rows
+
+
+def _in_turn(fns):
+    """One callable that calls ``fns`` in turn, one per call."""
+    turn = itertools.cycle(fns)
+    return lambda: next(turn)()
 
 
 def _step(model: nn.Module, loss_fn) -> None:
