@@ -108,7 +108,7 @@ class ReproConfig:
     threads: int = 1
     progress: bool = False
 
-    QUICK = dict(seeds=2, steps=120, test_videos=256, calib_videos=128)
+    QUICK = dict(seeds=2, steps=60, test_videos=256, calib_videos=128)
 
     def demo(self, seed: int, train_frames: tuple[int, ...]) -> DemoConfig:
         """The demo's config for one model, so its loader/train/eval helpers run unchanged."""
