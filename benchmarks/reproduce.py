@@ -425,16 +425,8 @@ def plot(cfg: ReproConfig, summary: dict[str, dict[int, dict]], path: str, log=p
         ax.axvline(t, color="grey", lw=0.6, ls=":")
     ax.set_xticks(list(cfg.eval_frames))
     ax.set_xlabel("frames at test (dotted: trained counts L/M/H)")
-    ax.set_ylabel("top-1 (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(f"SyntheticActions ({SyntheticActions.num_classes} classes), {cfg.model}, mean ± std over seeds",
-                 fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.text(0.01, 0.01, "training: " + budget(cfg), fontsize=7)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(fig, ax, cfg, path, plt,
+            f"SyntheticActions ({SyntheticActions.num_classes} classes), {cfg.model}, mean ± std over seeds")
     log(f"plot: {path}")
     if gmacs:
         macs_path = os.path.splitext(path)[0] + "_gmacs.png"
@@ -460,9 +452,14 @@ def plot_gmacs(cfg: ReproConfig, summary: dict[str, dict[int, dict]], gmacs: dic
     ax.axhline(100 / SyntheticActions.num_classes, color="black", lw=0.8, ls="--", label="chance")
     ax.set_xscale("log")
     ax.set_xlabel("GMACs per clip (log scale)")
+    _finish(fig, ax, cfg, path, plt, f"SyntheticActions, {cfg.model}, mean over {cfg.seeds} seeds")
+
+
+def _finish(fig, ax, cfg: ReproConfig, path: str, plt, title: str) -> None:
+    """What both plots share: the top-1 axis, title, legend, the budget caption; then save."""
     ax.set_ylabel("top-1 (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(f"SyntheticActions, {cfg.model}, mean over {cfg.seeds} seeds", fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.text(0.01, 0.01, "training: " + budget(cfg), fontsize=7)
